@@ -1,0 +1,103 @@
+//! What the client API needs to know about the caller: IP, user agent and a
+//! same-origin check for requests that change state with cookies (CSRF).
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::error::AppError;
+use crate::startup::AppState;
+
+const MAX_USER_AGENT: usize = 512;
+
+/// The caller of a client-API request. Extracting it refuses cross-site requests: an
+/// `Origin` that is not an allowed origin, or `Sec-Fetch-Site: cross-site`, is 403.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    pub ip: String,
+    pub user_agent: Option<String>,
+    /// The request's `Origin` when it is an allowed origin; becomes the token's `azp`.
+    pub origin: Option<String>,
+}
+
+impl ClientContext {
+    fn from_http(req: &HttpRequest) -> Result<Self, AppError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| AppError::internal("AppState is not registered as app data"))?;
+        let origin = match req.headers().get(header::ORIGIN) {
+            None => None,
+            Some(value) => {
+                let origin = value.to_str().unwrap_or_default();
+                if !state.config.is_origin_allowed(origin) {
+                    return Err(AppError::Forbidden(
+                        "cross-origin request refused: Origin is not an allowed origin".to_owned(),
+                    ));
+                }
+                Some(origin.to_owned())
+            }
+        };
+        let cross_site = req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site");
+        if cross_site && origin.is_none() {
+            return Err(AppError::Forbidden("cross-site request refused".to_owned()));
+        }
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        Ok(Self {
+            ip: client_ip(req, state.config.trust_proxy_headers),
+            user_agent,
+            origin,
+        })
+    }
+}
+
+/// The peer address, or the proxy-reported client when `TRUST_PROXY_HEADERS` is on.
+pub fn client_ip(req: &HttpRequest, trust_proxy_headers: bool) -> String {
+    let info = req.connection_info();
+    let ip = if trust_proxy_headers {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    };
+    ip.map(strip_port).unwrap_or("unknown").to_owned()
+}
+
+fn strip_port(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else if addr.matches(':').count() == 1 {
+        addr.split(':').next().unwrap_or(addr)
+    } else {
+        addr
+    }
+}
+
+impl FromRequest for ClientContext {
+    type Error = AppError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(Self::from_http(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_are_stripped_from_v4_and_v6() {
+        assert_eq!(strip_port("10.0.0.1:5555"), "10.0.0.1");
+        assert_eq!(strip_port("[::1]:5555"), "::1");
+        assert_eq!(strip_port("::1"), "::1");
+        assert_eq!(strip_port("10.0.0.1"), "10.0.0.1");
+    }
+}

@@ -1,0 +1,368 @@
+//! Typed configuration, read from the environment (and `.env` in development) and
+//! validated once at start-up. Every problem is reported at once, by variable name.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `development` (the default) or `production`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+/// Requests allowed per window, or no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    Off,
+    PerWindow { requests: u32, window: Duration },
+}
+
+impl RateLimit {
+    /// Parses `off` or `N/Ds` (also `N/Dm`, `N/Dh`; a bare `N/D` means seconds).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        let usage = || format!("`{value}` is not `off` or `N/Ds` (for example `10/10s`)");
+        let (requests, window) = value.split_once('/').ok_or_else(usage)?;
+        let requests: u32 = requests.trim().parse().map_err(|_| usage())?;
+        let window = window.trim();
+        let (number, unit) = match window.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => window.split_at(i),
+            None => (window, "s"),
+        };
+        let number: u64 = number.parse().map_err(|_| usage())?;
+        let seconds = match unit {
+            "s" => number,
+            "m" => number * 60,
+            "h" => number * 3600,
+            _ => return Err(usage()),
+        };
+        if requests == 0 || seconds == 0 {
+            return Err(format!(
+                "`{value}`: both the count and the window must be above 0"
+            ));
+        }
+        Ok(Self::PerWindow {
+            requests,
+            window: Duration::from_secs(seconds),
+        })
+    }
+}
+
+/// Settings for trusting a real Clerk instance (used by the Clerk issue; parsed here
+/// so that a typo fails at start-up).
+#[derive(Debug, Clone, Default)]
+pub struct ClerkConfig {
+    pub jwt_key: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub authorized_parties: Vec<String>,
+    pub webhook_signing_secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app_env: AppEnv,
+    pub database_url: String,
+    pub host: String,
+    pub port: u16,
+    /// Backend API bearer secret; `None` in development means "generate and store".
+    pub secret_key: Option<String>,
+    /// PEM (or a path to a PEM file) of the active signing key.
+    pub signing_key: Option<String>,
+    /// Folder of further PEM keys published in JWKS (rotation).
+    pub signing_keys_dir: Option<PathBuf>,
+    /// Where development secrets and keys are stored: beside the SQLite file, or `./data`.
+    pub data_dir: PathBuf,
+    pub issuer: String,
+    pub allowed_origins: Vec<String>,
+    pub session_token_lifetime: Duration,
+    pub session_lifetime: Duration,
+    pub rate_limit: RateLimit,
+    pub max_token_age: Option<Duration>,
+    pub redis_url: Option<String>,
+    /// Take the client IP from `X-Forwarded-For` / `Forwarded` (only behind a proxy you run).
+    pub trust_proxy_headers: bool,
+    pub clerk: ClerkConfig,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gatehouse.db";
+
+/// All the problems found in the environment, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the process environment (after loading `.env` if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable source (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+
+        let app_env = match var("APP_ENV").as_deref().map(str::trim) {
+            None | Some("development") | Some("dev") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => {
+                problems.push(format!(
+                    "APP_ENV: `{other}` is not `development` or `production`"
+                ));
+                AppEnv::Development
+            }
+        };
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            problems.push("DATABASE_URL: must start with `sqlite:` or `postgres://`".to_owned());
+        }
+        let host = var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned());
+        let port = parse_or(&var, "PORT", 8080u16, &mut problems);
+        let seconds = |name: &str, default: u64, min: u64, problems: &mut Vec<String>| {
+            let value = parse_or(&var, name, default, problems);
+            if value < min {
+                problems.push(format!("{name}: must be at least {min} seconds"));
+            }
+            Duration::from_secs(value)
+        };
+        let session_token_lifetime = seconds("SESSION_TOKEN_LIFETIME", 60, 10, &mut problems);
+        let session_lifetime = seconds("SESSION_LIFETIME", 604_800, 60, &mut problems);
+        let max_token_age =
+            var("MAX_TOKEN_AGE").map(|_| seconds("MAX_TOKEN_AGE", 0, 1, &mut problems));
+        let rate_limit = match var("RATE_LIMIT") {
+            None => RateLimit::parse("10/10s").expect("default rate limit parses"),
+            Some(value) => RateLimit::parse(&value).unwrap_or_else(|e| {
+                problems.push(format!("RATE_LIMIT: {e}"));
+                RateLimit::Off
+            }),
+        };
+        let issuer = var("ISSUER")
+            .map(|v| v.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{host}:{port}"));
+        let allowed_origins = var("ALLOWED_ORIGINS").map(|v| list(&v)).unwrap_or_else(|| {
+            vec![
+                format!("http://localhost:{port}"),
+                format!("http://127.0.0.1:{port}"),
+            ]
+        });
+        for origin in &allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                problems.push(format!(
+                    "ALLOWED_ORIGINS: `{origin}` is not an origin like `https://app.example.com`"
+                ));
+            }
+        }
+        let secret_key = var("SECRET_KEY");
+        if secret_key.as_ref().is_some_and(|key| key.len() < 32) {
+            problems.push("SECRET_KEY: must be at least 32 characters".to_owned());
+        }
+        let signing_key = var("SIGNING_KEY");
+        let signing_keys_dir = var("SIGNING_KEYS_DIR").map(PathBuf::from);
+        let trust_proxy_headers = parse_or(&var, "TRUST_PROXY_HEADERS", false, &mut problems);
+        let data_dir = data_dir_for(&database_url);
+
+        let clerk = ClerkConfig {
+            jwt_key: var("CLERK_JWT_KEY"),
+            jwks_url: var("CLERK_JWKS_URL"),
+            issuer: var("CLERK_ISSUER"),
+            authorized_parties: var("CLERK_AUTHORIZED_PARTIES")
+                .map(|v| list(&v))
+                .unwrap_or_default(),
+            webhook_signing_secret: var("CLERK_WEBHOOK_SIGNING_SECRET"),
+        };
+        if (clerk.jwt_key.is_some() || clerk.jwks_url.is_some()) && clerk.issuer.is_none() {
+            problems.push(
+                "CLERK_ISSUER: required when CLERK_JWT_KEY or CLERK_JWKS_URL is set".to_owned(),
+            );
+        }
+
+        if app_env == AppEnv::Production {
+            if secret_key.is_none() {
+                problems.push(
+                    "SECRET_KEY: required when APP_ENV=production (development generates one; production must not)"
+                        .to_owned(),
+                );
+            }
+            if signing_key.is_none() {
+                problems.push(
+                    "SIGNING_KEY: required when APP_ENV=production (create one with `gatehouse keys generate`)"
+                        .to_owned(),
+                );
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Self {
+            app_env,
+            database_url,
+            host,
+            port,
+            secret_key,
+            signing_key,
+            signing_keys_dir,
+            data_dir,
+            issuer,
+            allowed_origins,
+            session_token_lifetime,
+            session_lifetime,
+            rate_limit,
+            max_token_age,
+            redis_url: var("REDIS_URL"),
+            trust_proxy_headers,
+            clerk,
+        })
+    }
+
+    pub fn app_env_name(&self) -> &'static str {
+        match self.app_env {
+            AppEnv::Development => "development",
+            AppEnv::Production => "production",
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+
+    pub fn is_origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    problems: &mut Vec<String>,
+) -> T {
+    match var(name) {
+        None => default,
+        Some(raw) => raw.trim().parse().unwrap_or_else(|_| {
+            problems.push(format!("{name}: `{raw}` is not a valid value"));
+            default
+        }),
+    }
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The folder beside the SQLite file, or `./data` for PostgreSQL.
+fn data_dir_for(database_url: &str) -> PathBuf {
+    if let Some(rest) = database_url.strip_prefix("sqlite:") {
+        let path = rest
+            .trim_start_matches("//")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        if !path.is_empty()
+            && path != ":memory:"
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            return parent.to_path_buf();
+        }
+    }
+    PathBuf::from("data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_working_development_setup() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.issuer, "http://127.0.0.1:8080");
+        assert_eq!(config.session_token_lifetime, Duration::from_secs(60));
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert!(config.is_origin_allowed("http://localhost:8080"));
+        assert!(!config.is_origin_allowed("http://evil.example"));
+        assert_eq!(
+            config.rate_limit,
+            RateLimit::PerWindow {
+                requests: 10,
+                window: Duration::from_secs(10)
+            }
+        );
+    }
+
+    #[test]
+    fn production_refuses_development_defaults() {
+        let err = config(&[("APP_ENV", "production")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("SECRET_KEY"), "{text}");
+        assert!(text.contains("SIGNING_KEY"), "{text}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_name() {
+        let err = config(&[
+            ("PORT", "eighty"),
+            ("RATE_LIMIT", "lots"),
+            ("APP_ENV", "staging"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn rate_limit_forms() {
+        assert_eq!(RateLimit::parse("off").unwrap(), RateLimit::Off);
+        assert_eq!(
+            RateLimit::parse("100/1m").unwrap(),
+            RateLimit::PerWindow {
+                requests: 100,
+                window: Duration::from_secs(60)
+            }
+        );
+        assert!(RateLimit::parse("0/10s").is_err());
+        assert!(RateLimit::parse("10/10x").is_err());
+        assert!(RateLimit::parse("10").is_err());
+    }
+
+    #[test]
+    fn data_dir_sits_beside_the_sqlite_file() {
+        assert_eq!(
+            data_dir_for("sqlite:///tmp/x/app.db"),
+            PathBuf::from("/tmp/x")
+        );
+        assert_eq!(
+            data_dir_for("sqlite://data/gatehouse.db?mode=rwc"),
+            PathBuf::from("data")
+        );
+        assert_eq!(
+            data_dir_for("postgres://localhost/app"),
+            PathBuf::from("data")
+        );
+    }
+}

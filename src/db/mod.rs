@@ -1,0 +1,136 @@
+//! The storage layer: one module per table, one code path for SQLite and PostgreSQL
+//! (sqlx `Any`). Handlers never build SQL; every function here takes what scopes it.
+
+pub mod clients;
+mod migrations;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor};
+
+/// Which database `DATABASE_URL` points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite
+        } else {
+            Self::Postgres
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// The connection pool and the backend it talks to.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// The executor type the repository functions accept: `&AnyPool` or `&mut *tx`.
+pub trait Exec<'e>: Executor<'e, Database = Any> {}
+impl<'e, T: Executor<'e, Database = Any>> Exec<'e> for T {}
+
+impl Db {
+    /// Connects (creating the SQLite file and its folder on first run).
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        install_default_drivers();
+        let backend = Backend::from_url(url);
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while one writer commits.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        migrations::migrator(self.backend).run(&self.pool).await
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Makes sure the SQLite file's folder exists and that the file is created on first use.
+fn prepare_sqlite_url(url: &str) -> Result<String, sqlx::Error> {
+    let rest = url.trim_start_matches("sqlite:");
+    let path = rest.trim_start_matches("//");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(url.to_owned());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+    }
+    if query.split('&').any(|p| p.starts_with("mode=")) {
+        Ok(url.to_owned())
+    } else if query.is_empty() {
+        Ok(format!("sqlite://{path}?mode=rwc"))
+    } else {
+        Ok(format!("sqlite://{path}?{query}&mode=rwc"))
+    }
+}
+
+/// Reads a JSON object stored as TEXT, tolerating an empty column.
+pub(crate) fn json_column(raw: Option<String>) -> serde_json::Value {
+    raw.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_else(|| serde_json::Value::Object(Default::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(
+            prepare_sqlite_url("sqlite:///tmp/gh-test-x/a.db").unwrap(),
+            "sqlite:///tmp/gh-test-x/a.db?mode=rwc"
+        );
+        assert_eq!(
+            prepare_sqlite_url("sqlite:///tmp/gh-test-x/a.db?mode=ro").unwrap(),
+            "sqlite:///tmp/gh-test-x/a.db?mode=ro"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The `users` table.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+
+use super::{Exec, json_column};
+use crate::ids::{IdKind, new_id};
+
+/// A stored user. `password_hash` never leaves the server.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    #[schema(example = "user_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub id: String,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Free-form JSON object, readable in session tokens through templates.
+    #[schema(value_type = Object)]
+    pub public_metadata: serde_json::Value,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+}
+
+impl User {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            public_metadata: json_column(row.try_get("public_metadata")?),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            password_hash: row.try_get("password_hash")?,
+        })
+    }
+}
+
+/// The form in which emails are compared: unique case-insensitively.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, email, first_name, last_name, public_metadata, created_at, updated_at, password_hash"
+    };
+}
+
+/// Inserts a user; a taken email is a unique violation on `users_email_normalized_key`.
+#[tracing::instrument(skip_all)]
+pub async fn insert<'e>(
+    ex: impl Exec<'e>,
+    new: NewUser<'_>,
+    now: i64,
+) -> Result<User, sqlx::Error> {
+    let user = User {
+        id: new_id(IdKind::User),
+        email: new.email.trim().to_owned(),
+        first_name: new.first_name.map(str::to_owned),
+        last_name: new.last_name.map(str::to_owned),
+        public_metadata: serde_json::json!({}),
+        created_at: now,
+        updated_at: now,
+        password_hash: new.password_hash.map(str::to_owned),
+    };
+    sqlx::query(
+        "INSERT INTO users (id, email, email_normalized, password_hash, first_name, last_name, public_metadata, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $7)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(normalize_email(&user.email))
+    .bind(&user.password_hash)
+    .bind(&user.first_name)
+    .bind(&user.last_name)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(user)
+}
+
+#[tracing::instrument(skip(ex))]
+pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_by_email<'e>(
+    ex: impl Exec<'e>,
+    email: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM users WHERE email_normalized = $1"
+    ))
+    .bind(normalize_email(email))
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(User::from_row).transpose()
+}

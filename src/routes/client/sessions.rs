@@ -1,0 +1,185 @@
+//! This device's sessions: list, refresh, sign out.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+
+use super::{ClientResponse, SessionResponse, TokenResponse};
+use crate::auth::client_cookie::ClientCookie;
+use crate::auth::request::ClientContext;
+use crate::clock::now_ms;
+use crate::db::clients::Client;
+use crate::db::sessions::{Session, SessionStatus};
+use crate::db::{clients, sessions};
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::ids::{IdKind, has_prefix};
+use crate::startup::AppState;
+
+/// How often a refresh may write `last_active_at` for one session.
+const LAST_ACTIVE_GRANULARITY_MS: i64 = 10_000;
+
+/// The client named by the `__client` cookie, or 401.
+async fn current_client(state: &AppState, cookie: &ClientCookie) -> AppResult<Client> {
+    let id = cookie.client_id().ok_or_else(|| {
+        AppError::Unauthorized("no client on this device: sign in first".to_owned())
+    })?;
+    clients::find(&state.db.pool, &id).await?.ok_or_else(|| {
+        AppError::Unauthorized("this device's client no longer exists: sign in again".to_owned())
+    })
+}
+
+/// A session of this client; sessions of other devices do not exist from here (404).
+async fn client_session(state: &AppState, client: &Client, sid: &str) -> AppResult<Session> {
+    let not_found = || AppError::NotFound(format!("no session `{sid}` on this client"));
+    if !has_prefix(sid, IdKind::Session) {
+        return Err(not_found());
+    }
+    sessions::find(&state.db.pool, sid)
+        .await?
+        .filter(|s| s.client_id == client.id)
+        .ok_or_else(not_found)
+}
+
+async fn client_response(state: &AppState, client: Client) -> AppResult<ClientResponse> {
+    let live = sessions::list_live_for_client(&state.db.pool, &client.id, now_ms()).await?;
+    let last_active_session_id = client
+        .last_active_session_id
+        .filter(|id| live.iter().any(|s| &s.id == id))
+        .or_else(|| live.last().map(|s| s.id.clone()));
+    Ok(ClientResponse {
+        id: client.id,
+        sessions: live,
+        last_active_session_id,
+    })
+}
+
+/// This device: its active sessions and the one last active.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    responses((status = 200, body = ClientResponse), (status = 401, body = ErrorBody))
+)]
+#[get("/v1/client")]
+#[tracing::instrument(skip_all)]
+pub async fn get_client(
+    state: web::Data<AppState>,
+    cookie: ClientCookie,
+) -> AppResult<web::Json<ClientResponse>> {
+    let client = current_client(&state, &cookie).await?;
+    Ok(web::Json(client_response(&state, client).await?))
+}
+
+/// Refreshes: a new session token for an active session of this device.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    params(("sid" = String, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "A new token; also set as the `__session` cookie", body = TokenResponse),
+        (status = 401, description = "No client, or the session is ended, revoked (`unauthorized`) or expired (`session_expired`)", body = ErrorBody),
+        (status = 403, description = "Cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such session on this device", body = ErrorBody),
+    )
+)]
+#[post("/v1/client/sessions/{sid}/tokens")]
+#[tracing::instrument(skip_all, fields(sid = %sid))]
+pub async fn refresh_token(
+    state: web::Data<AppState>,
+    ctx: ClientContext,
+    cookie: ClientCookie,
+    sid: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let client = current_client(&state, &cookie).await?;
+    let session = client_session(&state, &client, &sid).await?;
+    let now = now_ms();
+    match session.status {
+        SessionStatus::Active if session.expire_at > now => {}
+        SessionStatus::Active | SessionStatus::Expired => {
+            sessions::finish(&state.db.pool, &session.id, SessionStatus::Expired, now).await?;
+            return Err(AppError::SessionExpired(
+                "the session has expired: sign in again".to_owned(),
+            ));
+        }
+        status => {
+            return Err(AppError::Unauthorized(format!(
+                "the session is {}: sign in again",
+                status.as_str()
+            )));
+        }
+    }
+    sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS)
+        .await?;
+    let jwt = state.session_token(&session, ctx.origin.as_deref())?;
+    Ok(HttpResponse::Ok()
+        .cookie(state.session_cookie(jwt.clone()))
+        .json(TokenResponse { jwt }))
+}
+
+/// Signs out one session of this device.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    params(("sid" = String, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The session, now `ended` (or as it already was)", body = SessionResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+#[post("/v1/client/sessions/{sid}/end")]
+#[tracing::instrument(skip_all, fields(sid = %sid))]
+pub async fn end_session(
+    state: web::Data<AppState>,
+    _ctx: ClientContext,
+    cookie: ClientCookie,
+    sid: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let client = current_client(&state, &cookie).await?;
+    let session = client_session(&state, &client, &sid).await?;
+    let now = now_ms();
+    let mut tx = state.db.pool.begin().await?;
+    let ended = sessions::finish(&mut *tx, &session.id, SessionStatus::Ended, now).await?;
+    let was_current = client.last_active_session_id.as_deref() == Some(session.id.as_str());
+    if ended.is_some() && was_current {
+        clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
+    }
+    tx.commit().await?;
+    let mut response = HttpResponse::Ok();
+    if was_current {
+        response.cookie(state.cleared_session_cookie());
+    }
+    Ok(response.json(SessionResponse {
+        session: ended.unwrap_or(session),
+    }))
+}
+
+/// Signs out every session on this device.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    responses(
+        (status = 200, description = "This device, with no sessions left", body = ClientResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+#[delete("/v1/client/sessions")]
+#[tracing::instrument(skip_all)]
+pub async fn end_all_sessions(
+    state: web::Data<AppState>,
+    _ctx: ClientContext,
+    cookie: ClientCookie,
+) -> AppResult<HttpResponse> {
+    let client = current_client(&state, &cookie).await?;
+    let now = now_ms();
+    let mut tx = state.db.pool.begin().await?;
+    sessions::end_all_for_client(&mut *tx, &client.id, now).await?;
+    clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
+    tx.commit().await?;
+    let client = Client {
+        last_active_session_id: None,
+        ..client
+    };
+    Ok(HttpResponse::Ok()
+        .cookie(state.cleared_session_cookie())
+        .json(client_response(&state, client).await?))
+}

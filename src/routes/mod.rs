@@ -1,0 +1,39 @@
+//! The HTTP layer, one folder or file per area; each exposes `configure`.
+
+pub mod client;
+pub mod health;
+pub mod pages;
+pub mod wellknown;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Every documented route (collected into the OpenAPI document).
+pub fn configure(cfg: &mut ServiceConfig) {
+    health::configure(cfg);
+    wellknown::configure(cfg);
+    client::configure(cfg);
+}
+
+/// Routes that are not part of the API document: pages and Swagger UI itself.
+pub fn configure_unlisted(cfg: &mut actix_web::web::ServiceConfig, api: utoipa::openapi::OpenApi) {
+    use utoipa_swagger_ui::{Config, SwaggerUi};
+    pages::configure(cfg);
+    cfg.service(
+        SwaggerUi::new("/swagger-ui/{_:.*}")
+            .url("/openapi.json", api)
+            // The bundle would otherwise send the spec to validator.swagger.io.
+            .config(
+                Config::default()
+                    .validator_url("none")
+                    .persist_authorization(true),
+            ),
+    )
+    .route(
+        "/swagger-ui",
+        actix_web::web::get().to(|| async {
+            actix_web::HttpResponse::PermanentRedirect()
+                .insert_header((actix_web::http::header::LOCATION, "/swagger-ui/"))
+                .finish()
+        }),
+    );
+}

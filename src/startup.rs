@@ -1,0 +1,184 @@
+//! Builds the application from a [`Config`]: storage, keys, state and the HTTP server.
+//! `main` and the tests both go through [`Application::build`].
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use utoipa_actix_web::AppExt;
+
+use crate::auth::client_cookie::CLIENT_COOKIE;
+use crate::auth::keys::{KeyError, KeyRing, write_private};
+use crate::auth::throttle::SignInThrottle;
+use crate::auth::tokens::{SessionTokenIssuer, SessionTokenVerifier};
+use crate::config::Config;
+use crate::db::Db;
+use crate::telemetry::{Metrics, request_context};
+use crate::{error, openapi, routes};
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keys: Arc<KeyRing>,
+    pub issuer: SessionTokenIssuer,
+    pub verifier: SessionTokenVerifier,
+    pub throttle: SignInThrottle,
+    pub metrics: Metrics,
+    pub secret_key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("could not listen on {0}: {1}")]
+    Bind(String, #[source] std::io::Error),
+}
+
+impl AppState {
+    /// Connects and migrates the database, loads (or in development creates) the
+    /// secret key and the signing keys.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        Self::with_db(config, db)
+    }
+
+    pub fn with_db(config: Config, db: Db) -> Result<Self, StartupError> {
+        let secret_key = match &config.secret_key {
+            Some(key) => key.clone(),
+            None => dev_secret_key(&config.data_dir)?,
+        };
+        let keys = Arc::new(KeyRing::load(&config)?);
+        let lifetime = config.session_token_lifetime.as_secs() as i64;
+        Ok(Self {
+            issuer: SessionTokenIssuer::new(keys.clone(), config.issuer.clone(), lifetime),
+            verifier: SessionTokenVerifier::new(
+                keys.clone(),
+                config.issuer.clone(),
+                config.allowed_origins.clone(),
+            ),
+            keys,
+            db,
+            throttle: SignInThrottle::default(),
+            metrics: Metrics::default(),
+            secret_key,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The key that signs and encrypts the `__client` cookie, derived from the secret key.
+    fn cookie_key(&self) -> Key {
+        let key =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, self.secret_key.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, b"gatehouse __client cookie key");
+        Key::from(tag.as_ref())
+    }
+}
+
+/// The development secret key: generated once, stored beside the database.
+fn dev_secret_key(data_dir: &Path) -> Result<String, KeyError> {
+    let path = data_dir.join("secret_key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) => Ok(key.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| KeyError::Io(data_dir.display().to_string(), e))?;
+            let key = format!("sk_test_{}", crate::ids::random_token(32));
+            write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(KeyError::Io(path.display().to_string(), e)),
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Builds the state and binds `HOST:PORT` (port 0 picks a free one, as tests do).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let state = AppState::build(config).await?;
+        Self::from_state(state)
+    }
+
+    pub fn from_state(state: AppState) -> Result<Self, StartupError> {
+        let address = format!("{}:{}", state.config.host, state.config.port);
+        let listener =
+            TcpListener::bind(&address).map_err(|e| StartupError::Bind(address.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Bind(address, e))?
+            .port();
+        let state = web::Data::new(state);
+        let server = run(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let api = openapi::api_doc();
+    let cookie_key = state.cookie_key();
+    let secure = state.config.is_production();
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(CookieSessionStore::default(), cookie_key.clone())
+            .cookie_name(CLIENT_COOKIE.to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(secure)
+            .build();
+        App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .into_app()
+            .configure(|cfg| routes::configure_unlisted(cfg, api.clone()))
+            .app_data(state.clone())
+            .app_data(error::json_config())
+            .app_data(error::path_config())
+            .app_data(error::query_config())
+            .default_service(web::to(error::not_found))
+            .wrap(session)
+            .wrap(from_fn(request_context))
+    })
+    .listen(listener)
+    .map_err(|e| StartupError::Bind(address, e))?
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
