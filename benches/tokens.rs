@@ -1,1 +1,48 @@
-fn main() {}
+//! Issuing and verifying a session token (`cargo bench --bench tokens`).
+//! Reports absolute times; compare issue vs. verify within one run.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatehouse::auth::keys::{KeyRing, generate_pem};
+use gatehouse::auth::tokens::{SessionTokenInput, SessionTokenIssuer, SessionTokenVerifier};
+
+fn tokens(c: &mut Criterion) {
+    let keys =
+        Arc::new(KeyRing::from_pems(&("bench".into(), generate_pem().unwrap()), &[]).unwrap());
+    let issuer = SessionTokenIssuer::new(keys.clone(), "http://127.0.0.1:8080".into(), 60);
+    let verifier = SessionTokenVerifier::new(
+        keys,
+        "http://127.0.0.1:8080".into(),
+        vec!["http://localhost:8080".into()],
+    );
+    let input = || SessionTokenInput {
+        user_id: "user_01jd3m5x0e8k2q9v7w4h6r1t3y",
+        session_id: "sess_01jd3m5x0e8k2q9v7w4h6r1t3y",
+        azp: Some("http://localhost:8080"),
+        last_verified_at_ms: gatehouse::clock::now_ms(),
+        org: None,
+        fea: None,
+        custom: Default::default(),
+    };
+
+    c.bench_function("session_token/issue", |b| {
+        b.iter(|| {
+            issuer
+                .issue(black_box(input()), gatehouse::clock::now_ms())
+                .unwrap()
+        })
+    });
+    let token = issuer.issue(input(), gatehouse::clock::now_ms()).unwrap();
+    c.bench_function("session_token/verify", |b| {
+        b.iter(|| {
+            verifier
+                .verify(black_box(&token), gatehouse::clock::now_secs())
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, tokens);
+criterion_main!(benches);

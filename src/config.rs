@@ -75,7 +75,8 @@ pub struct Config {
     pub signing_key: Option<String>,
     /// Folder of further PEM keys published in JWKS (rotation).
     pub signing_keys_dir: Option<PathBuf>,
-    /// Where development secrets and keys are stored: beside the SQLite file, or `./data`.
+    /// Where development secrets and keys are stored (`DATA_DIR`; by default beside the
+    /// SQLite file, or `./data`).
     pub data_dir: PathBuf,
     pub issuer: String,
     pub allowed_origins: Vec<String>,
@@ -170,7 +171,9 @@ impl Config {
         let signing_key = var("SIGNING_KEY");
         let signing_keys_dir = var("SIGNING_KEYS_DIR").map(PathBuf::from);
         let trust_proxy_headers = parse_or(&var, "TRUST_PROXY_HEADERS", false, &mut problems);
-        let data_dir = data_dir_for(&database_url);
+        let data_dir = var("DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir_for(&database_url));
 
         let clerk = ClerkConfig {
             jwt_key: var("CLERK_JWT_KEY"),

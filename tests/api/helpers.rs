@@ -1,0 +1,274 @@
+//! The test harness: a real app on a random port over a fresh database, and a
+//! cookie-aware HTTP client with typed helpers per endpoint.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use gatehouse::config::Config;
+use gatehouse::startup::{AppState, Application};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::migrate::MigrateDatabase;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    /// PostgreSQL when `TEST_DATABASE_URL` is set. In CI (`CI` set) its absence fails
+    /// the test instead of skipping it, so the PostgreSQL half can never go missing.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres { admin_url: url }),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "TEST_DATABASE_URL must be set in CI: the PostgreSQL half of the suite may not be skipped"
+                )
+            }
+            _ => {
+                eprintln!("TEST_DATABASE_URL is not set: skipping the PostgreSQL run of this test");
+                None
+            }
+        }
+    }
+}
+
+/// Runs an async test body on each backend: `backend_tests!(a, b)` expects
+/// `async fn a(backend: Backend)` and makes `sqlite::a` and `postgres::a`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::helpers::Backend::postgres() {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// One signing key for the whole test binary: RSA generation is slow in debug builds.
+fn signing_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| gatehouse::auth::keys::generate_pem().expect("a test key"))
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: actix_web::web::Data<AppState>,
+    dir: PathBuf,
+    drop_database: Option<(String, String)>,
+}
+
+pub struct TestOptions {
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            vars: vec![("RATE_LIMIT", "off".into())],
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, TestOptions::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
+    let unique = gatehouse::ids::new_id(gatehouse::ids::IdKind::Client).replace("client_", "");
+    let dir = std::env::temp_dir().join(format!("gatehouse-test-{unique}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (database_url, drop_database) = match &backend {
+        Backend::Sqlite => (format!("sqlite://{}/gatehouse.db", dir.display()), None),
+        Backend::Postgres { admin_url } => {
+            let name = format!("gatehouse_test_{unique}");
+            let url = with_database(admin_url, &name);
+            sqlx::any::install_default_drivers();
+            sqlx::Any::create_database(&url)
+                .await
+                .expect("create the test database");
+            (url, Some((admin_url.clone(), name)))
+        }
+    };
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", database_url),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", "0".into()),
+        ("DATA_DIR", dir.display().to_string()),
+        ("SIGNING_KEY", signing_key().to_owned()),
+        (
+            "SECRET_KEY",
+            "sk_test_integration_tests_secret_key_0123456789".into(),
+        ),
+        ("ISSUER", "http://gatehouse.test".into()),
+        (
+            "ALLOWED_ORIGINS",
+            "http://localhost:3000,http://app.test".into(),
+        ),
+    ]);
+    vars.extend(options.vars);
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration");
+    let app = Application::build(config).await.expect("the app builds");
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: cookie_client(),
+        state,
+        dir,
+        drop_database,
+    }
+}
+
+/// `postgres://u@h:p/db?x` with the database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = base.rsplit_once('/').map_or(base, |(p, _)| p);
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((admin_url, name)) = self.drop_database.take() {
+            // Drop on a thread of its own: Drop cannot await, and the test's runtime is ending.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let url = with_database(&admin_url, &name);
+                    let _ = sqlx::Any::force_drop_database(&url).await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// What sign-up and sign-in answer.
+pub struct SignedIn {
+    pub user_id: String,
+    pub session_id: String,
+    pub jwt: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, client: &reqwest::Client, path: &str, body: &Value) -> Response {
+        client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn sign_up_with(&self, client: &reqwest::Client, email: &str) -> SignedIn {
+        let response = self
+            .post_json(
+                client,
+                "/v1/sign-up",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        signed_in(response).await
+    }
+
+    /// Signs up a new user on this app's own cookie client.
+    pub async fn sign_up(&self, email: &str) -> SignedIn {
+        self.sign_up_with(&self.client, email).await
+    }
+
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> Response {
+        self.post_json(
+            client,
+            "/v1/sign-in",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, client: &reqwest::Client, sid: &str) -> Response {
+        client
+            .post(self.url(&format!("/v1/client/sessions/{sid}/tokens")))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn signed_in(response: Response) -> SignedIn {
+    let body: Value = response.json().await.unwrap();
+    SignedIn {
+        user_id: body["user"]["id"].as_str().unwrap().to_owned(),
+        session_id: body["session"]["id"].as_str().unwrap().to_owned(),
+        jwt: body["jwt"].as_str().unwrap().to_owned(),
+        body,
+    }
+}
+
+/// Asserts the error shape and code, returning the body.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "expected {status} {code}"
+    );
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// A unique email per call.
+pub fn email() -> String {
+    format!(
+        "{}@example.com",
+        gatehouse::ids::new_id(gatehouse::ids::IdKind::User)
+    )
+}

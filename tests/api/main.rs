@@ -1,0 +1,10 @@
+//! Integration tests: the real app over HTTP on a random port, on SQLite and (with
+//! `TEST_DATABASE_URL`) on PostgreSQL, each test on a fresh database.
+
+mod helpers;
+
+mod bad_input;
+mod client_api;
+mod openapi_doc;
+mod operations;
+mod session_tokens;
