@@ -9,8 +9,7 @@ use gatehouse::auth::keys::{KeyRing, generate_pem};
 use gatehouse::auth::tokens::{SessionTokenInput, SessionTokenIssuer, SessionTokenVerifier};
 
 fn tokens(c: &mut Criterion) {
-    let keys =
-        Arc::new(KeyRing::from_pems(&("bench".into(), generate_pem().unwrap()), &[]).unwrap());
+    let keys = Arc::new(KeyRing::from_pems(&("bench".into(), generate_pem().unwrap()), &[]).unwrap());
     let issuer = SessionTokenIssuer::new(keys.clone(), "http://127.0.0.1:8080".into(), 60);
     let verifier = SessionTokenVerifier::new(
         keys,
@@ -28,11 +27,7 @@ fn tokens(c: &mut Criterion) {
     };
 
     c.bench_function("session_token/issue", |b| {
-        b.iter(|| {
-            issuer
-                .issue(black_box(input()), gatehouse::clock::now_ms())
-                .unwrap()
-        })
+        b.iter(|| issuer.issue(black_box(input()), gatehouse::clock::now_ms()).unwrap())
     });
     let token = issuer.issue(input(), gatehouse::clock::now_ms()).unwrap();
     c.bench_function("session_token/verify", |b| {

@@ -111,17 +111,10 @@ fn print_banner(state: &AppState, port: u16) {
     println!("  Swagger UI:  {base}/swagger-ui/");
     println!("  OpenAPI:     {base}/openapi.json");
     println!("  JWKS:        {base}/.well-known/jwks.json");
-    println!(
-        "  Sign up:     curl -i -X POST {base}/v1/sign-up -H 'content-type: application/json' \\"
-    );
-    println!(
-        "                 -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery\"}}'"
-    );
+    println!("  Sign up:     curl -i -X POST {base}/v1/sign-up -H 'content-type: application/json' \\");
+    println!("                 -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery\"}}'");
     if !config.is_production() {
-        println!(
-            "  Secret key (Backend API, development only): {}",
-            state.secret_key
-        );
+        println!("  Secret key (Backend API, development only): {}", state.secret_key);
     }
 }
 
@@ -165,9 +158,7 @@ fn keys_command(config: Config, action: KeysAction) -> CliResult {
 
 async fn mint_token(config: Config, user: &str) -> CliResult {
     if config.is_production() {
-        return Err(
-            "`token` mints development tokens and is refused when APP_ENV=production".into(),
-        );
+        return Err("`token` mints development tokens and is refused when APP_ENV=production".into());
     }
     let state = AppState::build(config).await?;
     let pool = &state.db.pool;
@@ -187,7 +178,7 @@ async fn mint_token(config: Config, user: &str) -> CliResult {
         lifetime_ms: state.config.session_lifetime.as_millis() as i64,
     };
     let session = sessions::insert(pool, new_session, now).await?;
-    let jwt = state.session_token(&session, None)?;
+    let jwt = state.session_token(&session, None).await?;
     eprintln!(
         "session {} for {} (token valid {} s)",
         session.id,
@@ -218,10 +209,6 @@ fn healthcheck(config: &Config) -> CliResult {
     if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") {
         Ok(())
     } else {
-        Err(format!(
-            "unhealthy: {}",
-            response.lines().next().unwrap_or("no answer")
-        )
-        .into())
+        Err(format!("unhealthy: {}", response.lines().next().unwrap_or("no answer")).into())
     }
 }

@@ -41,9 +41,7 @@ impl RateLimit {
             _ => return Err(usage()),
         };
         if requests == 0 || seconds == 0 {
-            return Err(format!(
-                "`{value}`: both the count and the window must be above 0"
-            ));
+            return Err(format!("`{value}`: both the count and the window must be above 0"));
         }
         Ok(Self::PerWindow {
             requests,
@@ -113,9 +111,7 @@ impl Config {
             None | Some("development") | Some("dev") => AppEnv::Development,
             Some("production") | Some("prod") => AppEnv::Production,
             Some(other) => {
-                problems.push(format!(
-                    "APP_ENV: `{other}` is not `development` or `production`"
-                ));
+                problems.push(format!("APP_ENV: `{other}` is not `development` or `production`"));
                 AppEnv::Development
             }
         };
@@ -137,8 +133,7 @@ impl Config {
         };
         let session_token_lifetime = seconds("SESSION_TOKEN_LIFETIME", 60, 10, &mut problems);
         let session_lifetime = seconds("SESSION_LIFETIME", 604_800, 60, &mut problems);
-        let max_token_age =
-            var("MAX_TOKEN_AGE").map(|_| seconds("MAX_TOKEN_AGE", 0, 1, &mut problems));
+        let max_token_age = var("MAX_TOKEN_AGE").map(|_| seconds("MAX_TOKEN_AGE", 0, 1, &mut problems));
         let rate_limit = match var("RATE_LIMIT") {
             None => RateLimit::parse("10/10s").expect("default rate limit parses"),
             Some(value) => RateLimit::parse(&value).unwrap_or_else(|e| {
@@ -149,16 +144,11 @@ impl Config {
         let issuer = var("ISSUER")
             .map(|v| v.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{host}:{port}"));
-        let allowed_origins = var("ALLOWED_ORIGINS").map(|v| list(&v)).unwrap_or_else(|| {
-            vec![
-                format!("http://localhost:{port}"),
-                format!("http://127.0.0.1:{port}"),
-            ]
-        });
+        let allowed_origins = var("ALLOWED_ORIGINS")
+            .map(|v| list(&v))
+            .unwrap_or_else(|| vec![format!("http://localhost:{port}"), format!("http://127.0.0.1:{port}")]);
         for origin in &allowed_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://"))
-                || origin.ends_with('/')
-            {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
                 problems.push(format!(
                     "ALLOWED_ORIGINS: `{origin}` is not an origin like `https://app.example.com`"
                 ));
@@ -179,15 +169,11 @@ impl Config {
             jwt_key: var("CLERK_JWT_KEY"),
             jwks_url: var("CLERK_JWKS_URL"),
             issuer: var("CLERK_ISSUER"),
-            authorized_parties: var("CLERK_AUTHORIZED_PARTIES")
-                .map(|v| list(&v))
-                .unwrap_or_default(),
+            authorized_parties: var("CLERK_AUTHORIZED_PARTIES").map(|v| list(&v)).unwrap_or_default(),
             webhook_signing_secret: var("CLERK_WEBHOOK_SIGNING_SECRET"),
         };
         if (clerk.jwt_key.is_some() || clerk.jwks_url.is_some()) && clerk.issuer.is_none() {
-            problems.push(
-                "CLERK_ISSUER: required when CLERK_JWT_KEY or CLERK_JWKS_URL is set".to_owned(),
-            );
+            problems.push("CLERK_ISSUER: required when CLERK_JWT_KEY or CLERK_JWKS_URL is set".to_owned());
         }
 
         if app_env == AppEnv::Production {
@@ -271,11 +257,7 @@ fn list(value: &str) -> Vec<String> {
 /// The folder beside the SQLite file, or `./data` for PostgreSQL.
 fn data_dir_for(database_url: &str) -> PathBuf {
     if let Some(rest) = database_url.strip_prefix("sqlite:") {
-        let path = rest
-            .trim_start_matches("//")
-            .split('?')
-            .next()
-            .unwrap_or_default();
+        let path = rest.trim_start_matches("//").split('?').next().unwrap_or_default();
         if !path.is_empty()
             && path != ":memory:"
             && let Some(parent) = std::path::Path::new(path).parent()
@@ -293,10 +275,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -329,12 +308,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_by_name() {
-        let err = config(&[
-            ("PORT", "eighty"),
-            ("RATE_LIMIT", "lots"),
-            ("APP_ENV", "staging"),
-        ])
-        .unwrap_err();
+        let err = config(&[("PORT", "eighty"), ("RATE_LIMIT", "lots"), ("APP_ENV", "staging")]).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
     }
 
@@ -355,17 +329,11 @@ mod tests {
 
     #[test]
     fn data_dir_sits_beside_the_sqlite_file() {
-        assert_eq!(
-            data_dir_for("sqlite:///tmp/x/app.db"),
-            PathBuf::from("/tmp/x")
-        );
+        assert_eq!(data_dir_for("sqlite:///tmp/x/app.db"), PathBuf::from("/tmp/x"));
         assert_eq!(
             data_dir_for("sqlite://data/gatehouse.db?mode=rwc"),
             PathBuf::from("data")
         );
-        assert_eq!(
-            data_dir_for("postgres://localhost/app"),
-            PathBuf::from("data")
-        );
+        assert_eq!(data_dir_for("postgres://localhost/app"), PathBuf::from("data"));
     }
 }

@@ -34,9 +34,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::BadRequest | Self::NoActiveOrganization | Self::InvalidSignature => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadRequest | Self::NoActiveOrganization | Self::InvalidSignature => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::SessionExpired => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ReverificationRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -75,6 +73,12 @@ pub enum AppError {
     SessionExpired(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error(
+        "the last password check is older than {0} minutes: re-verify with POST /v1/client/sessions/{{sid}}/verify"
+    )]
+    ReverificationRequired(i64),
+    #[error("this needs an active organization: switch to one with POST /v1/client/sessions/{{sid}}/touch")]
+    NoActiveOrganization,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -89,6 +93,9 @@ pub enum AppError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// The app was assembled wrongly; the message names the fix (it holds no secrets).
+    #[error("{0}")]
+    Misconfigured(&'static str),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -110,6 +117,8 @@ impl AppError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::SessionExpired(_) => ErrorCode::SessionExpired,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::ReverificationRequired(_) => ErrorCode::ReverificationRequired,
+            Self::NoActiveOrganization => ErrorCode::NoActiveOrganization,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Validation(_) => ErrorCode::ValidationFailed,
@@ -117,7 +126,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
-            Self::Internal(_) => ErrorCode::Internal,
+            Self::Misconfigured(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -144,10 +153,13 @@ impl ResponseError for AppError {
                 "the request did not pass validation; see `fields`".to_owned(),
                 Some(fields.clone()),
             ),
-            Self::RateLimited { retry_after_secs } => (
-                format!("too many requests; retry after {retry_after_secs} s"),
-                None,
-            ),
+            Self::RateLimited { retry_after_secs } => {
+                (format!("too many requests; retry after {retry_after_secs} s"), None)
+            }
+            Self::Misconfigured(message) => {
+                tracing::error!(%message, "misconfigured application");
+                (message.to_string(), None)
+            }
             other => (other.to_string(), None),
         };
         let mut response = HttpResponse::build(code.status());
@@ -214,14 +226,9 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> AppError {
         E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
             AppError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
         }
-        E::ContentType => {
-            AppError::UnsupportedMediaType("expected `Content-Type: application/json`".to_owned())
-        }
+        E::ContentType => AppError::UnsupportedMediaType("expected `Content-Type: application/json`".to_owned()),
         E::Deserialize(e) if e.is_data() => serde_field_error(&e),
-        E::Deserialize(e) => AppError::BadRequest(format!(
-            "malformed JSON: {}",
-            strip_position(&e.to_string())
-        )),
+        E::Deserialize(e) => AppError::BadRequest(format!("malformed JSON: {}", strip_position(&e.to_string()))),
         other => AppError::BadRequest(format!("could not read the body: {other}")),
     }
 }
@@ -252,8 +259,7 @@ fn strip_position(message: &str) -> String {
 
 /// A path segment that does not parse names nothing that exists.
 pub fn path_config() -> actix_web::web::PathConfig {
-    actix_web::web::PathConfig::default()
-        .error_handler(|_, _| AppError::NotFound("no such resource".to_owned()).into())
+    actix_web::web::PathConfig::default().error_handler(|_, _| AppError::NotFound("no such resource".to_owned()).into())
 }
 
 pub fn query_config() -> actix_web::web::QueryConfig {
@@ -263,7 +269,5 @@ pub fn query_config() -> actix_web::web::QueryConfig {
 
 /// The default service: unknown paths (and unknown methods on known paths) are 404.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound(
-        "no route matches this method and path".to_owned(),
-    ))
+    Err(AppError::NotFound("no route matches this method and path".to_owned()))
 }

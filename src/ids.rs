@@ -76,9 +76,7 @@ pub fn random_token(bytes: usize) -> String {
 pub fn has_prefix(id: &str, kind: IdKind) -> bool {
     id.strip_prefix(kind.prefix())
         .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|body| {
-            !body.is_empty() && body.len() <= 64 && body.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
+        .is_some_and(|body| !body.is_empty() && body.len() <= 64 && body.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub const CLIENT_COOKIE: &str = "client_cookie";
     modifiers(&SecuritySchemes),
     tags(
         (name = "client", description = "Frontend API: sign-up, sign-in and this device's sessions (cookie `__client`)."),
+        (name = "me", description = "The signed-in user: the auth object, profile, organizations."),
+        (name = "organizations", description = "Organizations the user creates."),
+        (name = "admin", description = "Administration of the active organization (role `org:admin`)."),
         (name = "operations", description = "Health, readiness, metrics and keys."),
     )
 )]
@@ -40,9 +43,7 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some(
-                        "A session token from `/v1/sign-in`, `/v1/sign-up` or a refresh.",
-                    ))
+                    .description(Some("A session token from `/v1/sign-in`, `/v1/sign-up` or a refresh."))
                     .build(),
             ),
         );
@@ -68,9 +69,7 @@ pub fn api_doc() -> Spec {
 
 /// The document as committed in `openapi/openapi.json`.
 pub fn api_doc_json() -> String {
-    let mut json = api_doc()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes");
+    let mut json = api_doc().to_pretty_json().expect("the OpenAPI document serializes");
     json.push('\n');
     json
 }

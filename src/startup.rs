@@ -14,7 +14,10 @@ use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
 
 use crate::auth::client_cookie::CLIENT_COOKIE;
+use crate::auth::guard::{Authenticator, guard};
 use crate::auth::keys::{KeyError, KeyRing, write_private};
+use crate::auth::policy::RoutePolicy;
+use crate::auth::rate_limit::RateLimiterSet;
 use crate::auth::throttle::SignInThrottle;
 use crate::auth::tokens::{SessionTokenIssuer, SessionTokenVerifier};
 use crate::config::Config;
@@ -28,7 +31,9 @@ pub struct AppState {
     pub db: Db,
     pub keys: Arc<KeyRing>,
     pub issuer: SessionTokenIssuer,
-    pub verifier: SessionTokenVerifier,
+    pub authenticator: Authenticator,
+    pub policy: RoutePolicy,
+    pub rate_limits: Option<RateLimiterSet>,
     pub throttle: SignInThrottle,
     pub metrics: Metrics,
     pub secret_key: String,
@@ -64,11 +69,12 @@ impl AppState {
         let lifetime = config.session_token_lifetime.as_secs() as i64;
         Ok(Self {
             issuer: SessionTokenIssuer::new(keys.clone(), config.issuer.clone(), lifetime),
-            verifier: SessionTokenVerifier::new(
-                keys.clone(),
-                config.issuer.clone(),
-                config.allowed_origins.clone(),
+            authenticator: Authenticator::new(
+                SessionTokenVerifier::new(keys.clone(), config.issuer.clone(), config.allowed_origins.clone()),
+                config.max_token_age.map(|age| age.as_secs() as i64),
             ),
+            policy: RoutePolicy::default(),
+            rate_limits: RateLimiterSet::new(config.rate_limit),
             keys,
             db,
             throttle: SignInThrottle::default(),
@@ -80,8 +86,7 @@ impl AppState {
 
     /// The key that signs and encrypts the `__client` cookie, derived from the secret key.
     fn cookie_key(&self) -> Key {
-        let key =
-            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, self.secret_key.as_bytes());
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA512, self.secret_key.as_bytes());
         let tag = aws_lc_rs::hmac::sign(&key, b"gatehouse __client cookie key");
         Key::from(tag.as_ref())
     }
@@ -93,8 +98,7 @@ fn dev_secret_key(data_dir: &Path) -> Result<String, KeyError> {
     match std::fs::read_to_string(&path) {
         Ok(key) => Ok(key.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)
-                .map_err(|e| KeyError::Io(data_dir.display().to_string(), e))?;
+            std::fs::create_dir_all(data_dir).map_err(|e| KeyError::Io(data_dir.display().to_string(), e))?;
             let key = format!("sk_test_{}", crate::ids::random_token(32));
             write_private(&path, &key)?;
             Ok(key)
@@ -119,19 +123,15 @@ impl Application {
 
     pub fn from_state(state: AppState) -> Result<Self, StartupError> {
         let address = format!("{}:{}", state.config.host, state.config.port);
-        let listener =
-            TcpListener::bind(&address).map_err(|e| StartupError::Bind(address.clone(), e))?;
+        let listener = TcpListener::bind(&address).map_err(|e| StartupError::Bind(address.clone(), e))?;
         let port = listener
             .local_addr()
             .map_err(|e| StartupError::Bind(address, e))?
             .port();
         let state = web::Data::new(state);
         let server = run(listener, state.clone())?;
-        Ok(Self {
-            port,
-            server,
-            state,
-        })
+        spawn_housekeeping(state.clone());
+        Ok(Self { port, server, state })
     }
 
     pub fn port(&self) -> u16 {
@@ -148,14 +148,27 @@ impl Application {
     }
 }
 
+/// Periodic upkeep of in-memory state: forgets rate-limit keys whose quota is whole.
+fn spawn_housekeeping(state: web::Data<AppState>) {
+    if state.rate_limits.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Some(limits) = &state.rate_limits {
+                limits.sweep();
+            }
+        }
+    });
+}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
     let api = openapi::api_doc();
     let cookie_key = state.cookie_key();
     let secure = state.config.is_production();
-    let address = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), cookie_key.clone())
             .cookie_name(CLIENT_COOKIE.to_owned())
@@ -173,6 +186,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .app_data(error::path_config())
             .app_data(error::query_config())
             .default_service(web::to(error::not_found))
+            .wrap(from_fn(guard))
             .wrap(session)
             .wrap(from_fn(request_context))
     })

@@ -18,8 +18,7 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// Installs the global subscriber (`RUST_LOG` filters; default `info`).
 pub fn init_tracing() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -36,10 +35,7 @@ fn request_id(req: &ServiceRequest) -> String {
         .get(&REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("req_{}", crate::ids::random_token(12)))
@@ -54,8 +50,7 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().to_string();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -66,13 +61,9 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     if let Some(state) = state {
-        state
-            .metrics
-            .record(&method, &route, status, elapsed.as_secs_f64());
+        state.metrics.record(&method, &route, status, elapsed.as_secs_f64());
     }
-    span.in_scope(|| {
-        tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "handled")
-    });
+    span.in_scope(|| tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "handled"));
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -117,12 +108,7 @@ impl Metrics {
 
     /// Counts a named event (`gatehouse_<name>_total`).
     pub fn incr(&self, name: &'static str) {
-        *self
-            .counters
-            .lock()
-            .expect("metrics lock")
-            .entry(name)
-            .or_default() += 1;
+        *self.counters.lock().expect("metrics lock").entry(name).or_default() += 1;
     }
 
     pub fn render(&self) -> String {
@@ -152,11 +138,7 @@ impl Metrics {
                 "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
+            let _ = writeln!(out, "http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
             let _ = writeln!(
                 out,
                 "http_request_duration_seconds_count{{route=\"{route}\"}} {}",
@@ -189,15 +171,11 @@ mod tests {
         metrics.incr("sign_ins");
         let text = metrics.render();
         assert!(
-            text.contains(
-                "http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"
-            ),
+            text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"),
             "{text}"
         );
         assert!(
-            text.contains(
-                "http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 1"
-            ),
+            text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 1"),
             "{text}"
         );
         assert!(

@@ -71,10 +71,7 @@ impl KeyRing {
     }
 
     /// Builds a ring from `(source, pem)` pairs: the first signs, all verify.
-    pub fn from_pems(
-        active: &(String, String),
-        others: &[(String, String)],
-    ) -> Result<Self, KeyError> {
+    pub fn from_pems(active: &(String, String), others: &[(String, String)]) -> Result<Self, KeyError> {
         let invalid = |path: &str, reason: String| KeyError::Invalid {
             path: path.to_owned(),
             reason,
@@ -82,8 +79,7 @@ impl KeyRing {
         let (source, pem) = active;
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
             .map_err(|e| invalid(source, format!("not an RSA private key PEM ({e})")))?;
-        let signing_public =
-            verification_from_encoding(&encoding).map_err(|e| invalid(source, e))?;
+        let signing_public = verification_from_encoding(&encoding).map_err(|e| invalid(source, e))?;
         let signing = SigningKey {
             kid: signing_public.kid.clone(),
             algorithm: Algorithm::RS256,
@@ -102,10 +98,7 @@ impl KeyRing {
                 verification.push(key);
             }
         }
-        Ok(Self {
-            signing,
-            verification,
-        })
+        Ok(Self { signing, verification })
     }
 
     pub fn signing(&self) -> &SigningKey {
@@ -131,11 +124,8 @@ fn verification_from_encoding(key: &EncodingKey) -> Result<VerificationKey, Stri
 }
 
 fn verification_from_decoding(decoding: DecodingKey) -> Result<VerificationKey, String> {
-    let mut jwk =
-        Jwk::from_decoding_key(&decoding, Some(Algorithm::RS256)).map_err(|e| e.to_string())?;
-    let kid = jwk
-        .thumbprint(ThumbprintHash::SHA256)
-        .map_err(|e| e.to_string())?;
+    let mut jwk = Jwk::from_decoding_key(&decoding, Some(Algorithm::RS256)).map_err(|e| e.to_string())?;
+    let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|e| e.to_string())?;
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
@@ -150,12 +140,8 @@ fn verification_from_decoding(decoding: DecodingKey) -> Result<VerificationKey, 
 /// A new 2048-bit RSA private key as a PKCS#8 PEM.
 pub fn generate_pem() -> Result<String, KeyError> {
     let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
-    let der =
-        AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(|_| KeyError::Generate)?;
-    Ok(pem::encode(&pem::Pem::new(
-        "PRIVATE KEY",
-        der.as_ref().to_vec(),
-    )))
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(|_| KeyError::Generate)?;
+    Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec())))
 }
 
 pub fn dev_keys_dir(data_dir: &Path) -> PathBuf {
@@ -198,8 +184,7 @@ fn read_pem_dir(dir: &Path) -> Result<Vec<(String, String)>, KeyError> {
     paths
         .into_iter()
         .map(|p| {
-            let pem = std::fs::read_to_string(&p)
-                .map_err(|e| KeyError::Io(p.display().to_string(), e))?;
+            let pem = std::fs::read_to_string(&p).map_err(|e| KeyError::Io(p.display().to_string(), e))?;
             Ok((p.display().to_string(), pem))
         })
         .collect()
@@ -211,8 +196,7 @@ fn read_pem_value(value: &str) -> Result<(String, String), KeyError> {
         // Environment files often carry the PEM with literal `\n`.
         Ok(("SIGNING_KEY".to_owned(), value.replace("\\n", "\n")))
     } else {
-        let pem = std::fs::read_to_string(value)
-            .map_err(|e| KeyError::Io(format!("SIGNING_KEY ({value})"), e))?;
+        let pem = std::fs::read_to_string(value).map_err(|e| KeyError::Io(format!("SIGNING_KEY ({value})"), e))?;
         Ok((value.to_owned(), pem))
     }
 }
@@ -228,10 +212,7 @@ mod tests {
         let ring = KeyRing::from_pems(&a, std::slice::from_ref(&b)).unwrap();
         let jwks = ring.jwks();
         assert_eq!(jwks.keys.len(), 2);
-        assert_eq!(
-            jwks.keys[0].common.key_id.as_deref(),
-            Some(ring.signing().kid.as_str())
-        );
+        assert_eq!(jwks.keys[0].common.key_id.as_deref(), Some(ring.signing().kid.as_str()));
         let other = KeyRing::from_pems(&b, &[]).unwrap();
         assert!(ring.verification_key(&other.signing().kid).is_some());
         assert_ne!(ring.signing().kid, other.signing().kid);

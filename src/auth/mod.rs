@@ -2,8 +2,14 @@
 //! client API needs.
 
 pub mod client_cookie;
+pub mod context;
+pub mod extractors;
+pub mod guard;
 pub mod keys;
 pub mod password;
+pub mod permissions;
+pub mod policy;
+pub mod rate_limit;
 pub mod request;
 pub mod throttle;
 pub mod tokens;

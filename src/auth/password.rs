@@ -63,15 +63,9 @@ pub fn check_email(email: &str, fields: &mut FieldErrors) {
 pub fn check_name(field: &str, value: Option<&str>, fields: &mut FieldErrors) {
     if let Some(value) = value {
         if value.chars().count() > MAX_NAME_CHARS {
-            fields.insert(
-                field.to_owned(),
-                format!("must be at most {MAX_NAME_CHARS} characters"),
-            );
+            fields.insert(field.to_owned(), format!("must be at most {MAX_NAME_CHARS} characters"));
         } else if value.chars().any(char::is_control) {
-            fields.insert(
-                field.to_owned(),
-                "must not contain control characters".to_owned(),
-            );
+            fields.insert(field.to_owned(), "must not contain control characters".to_owned());
         }
     }
 }
@@ -98,9 +92,7 @@ pub async fn verify_password(password: String, stored_hash: Option<String>) -> A
             None => (dummy_hash().to_owned(), false),
         };
         let parsed = PasswordHash::new(&hash).map_err(|e| AppError::internal(e.to_string()))?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(exists && matches)
     })
     .await
@@ -156,11 +148,7 @@ mod tests {
     fn password_policy() {
         assert_eq!(password_reason("correct horse"), None);
         assert!(password_reason("short").unwrap().contains("at least"));
-        assert!(
-            password_reason(&"x".repeat(129))
-                .unwrap()
-                .contains("at most")
-        );
+        assert!(password_reason(&"x".repeat(129)).unwrap().contains("at most"));
         assert!(password_reason("         ").is_some());
         assert!(password_reason("A@example.com").is_some());
     }
@@ -174,11 +162,7 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert!(
-            !verify_password("wrong horse".into(), Some(hash))
-                .await
-                .unwrap()
-        );
+        assert!(!verify_password("wrong horse".into(), Some(hash)).await.unwrap());
         assert!(!verify_password("correct horse".into(), None).await.unwrap());
     }
 }

@@ -63,13 +63,7 @@ impl SignInThrottle {
         self.by_email.lock().expect("throttle lock").remove(email);
     }
 
-    fn blocked_for(
-        &self,
-        map: &Mutex<HashMap<String, Window>>,
-        key: &str,
-        max: u32,
-        now: Instant,
-    ) -> Option<Duration> {
+    fn blocked_for(&self, map: &Mutex<HashMap<String, Window>>, key: &str, max: u32, now: Instant) -> Option<Duration> {
         let map = map.lock().expect("throttle lock");
         let entry = map.get(key)?;
         let ends = entry.started + self.window;

@@ -206,11 +206,7 @@ impl SessionTokenIssuer {
         )
     }
 
-    pub fn issue(
-        &self,
-        input: SessionTokenInput<'_>,
-        now_ms: i64,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(&self, input: SessionTokenInput<'_>, now_ms: i64) -> Result<String, jsonwebtoken::errors::Error> {
         self.sign(&self.claims(input, now_ms))
     }
 }
@@ -240,20 +236,13 @@ impl SessionTokenVerifier {
             return Err(TokenError::WrongCategory);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = self
-            .keys
-            .verification_key(kid)
-            .ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.verification_key(kid).ok_or(TokenError::UnknownKey)?;
         if header.alg != algorithm_name(key.algorithm) {
             return Err(TokenError::AlgorithmMismatch);
         }
-        let valid = jsonwebtoken::crypto::verify(
-            parts.signature,
-            parts.message.as_bytes(),
-            &key.decoding,
-            key.algorithm,
-        )
-        .map_err(|_| TokenError::BadSignature)?;
+        let valid =
+            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.decoding, key.algorithm)
+                .map_err(|_| TokenError::BadSignature)?;
         if !valid {
             return Err(TokenError::BadSignature);
         }
@@ -307,9 +296,7 @@ fn split_token(token: &str) -> Result<TokenParts<'_>, TokenError> {
 }
 
 fn decode_segment<T: for<'de> Deserialize<'de>>(segment: &str) -> Result<T, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| TokenError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
 }
 
@@ -327,11 +314,7 @@ mod tests {
     fn pair(keys: &Arc<KeyRing>) -> (SessionTokenIssuer, SessionTokenVerifier) {
         (
             SessionTokenIssuer::new(keys.clone(), ISS.into(), 60),
-            SessionTokenVerifier::new(
-                keys.clone(),
-                ISS.into(),
-                vec!["http://localhost:8080".into()],
-            ),
+            SessionTokenVerifier::new(keys.clone(), ISS.into(), vec!["http://localhost:8080".into()]),
         )
     }
 
@@ -387,10 +370,7 @@ mod tests {
             &claims,
             "x",
         );
-        assert_eq!(
-            verifier.verify(&none, now_s),
-            Err(TokenError::AlgorithmMismatch)
-        );
+        assert_eq!(verifier.verify(&none, now_s), Err(TokenError::AlgorithmMismatch));
         assert_eq!(
             verifier.verify(&none.replace(".x", "."), now_s),
             Err(TokenError::Malformed)
@@ -402,18 +382,8 @@ mod tests {
             panic!()
         };
         let hs_key = EncodingKey::from_secret(rsa.n.as_bytes());
-        let hs = sign_compact(
-            &hs_key,
-            Algorithm::HS256,
-            Some(&kid),
-            SESSION_TOKEN_CATEGORY,
-            &claims,
-        )
-        .unwrap();
-        assert_eq!(
-            verifier.verify(&hs, now_s),
-            Err(TokenError::AlgorithmMismatch)
-        );
+        let hs = sign_compact(&hs_key, Algorithm::HS256, Some(&kid), SESSION_TOKEN_CATEGORY, &claims).unwrap();
+        assert_eq!(verifier.verify(&hs, now_s), Err(TokenError::AlgorithmMismatch));
 
         // Tampered payload.
         let mut tampered_claims = claims.clone();
@@ -424,18 +394,12 @@ mod tests {
             &tampered_claims,
             signature,
         );
-        assert_eq!(
-            verifier.verify(&tampered, now_s),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(verifier.verify(&tampered, now_s), Err(TokenError::BadSignature));
 
         // Time.
         assert_eq!(verifier.verify(&good, now_s + 66), Err(TokenError::Expired));
         assert!(verifier.verify(&good, now_s + 64).is_ok(), "within skew");
-        assert_eq!(
-            verifier.verify(&good, now_s - 16),
-            Err(TokenError::NotYetValid)
-        );
+        assert_eq!(verifier.verify(&good, now_s - 16), Err(TokenError::NotYetValid));
 
         // Issuer, azp, unknown kid, category.
         let other = SessionTokenVerifier::new(
@@ -444,19 +408,12 @@ mod tests {
             vec!["http://localhost:8080".into()],
         );
         assert_eq!(other.verify(&good, now_s), Err(TokenError::WrongIssuer));
-        let strict =
-            SessionTokenVerifier::new(keys.clone(), ISS.into(), vec!["https://app.example".into()]);
-        assert_eq!(
-            strict.verify(&good, now_s),
-            Err(TokenError::ForeignAuthorizedParty)
-        );
+        let strict = SessionTokenVerifier::new(keys.clone(), ISS.into(), vec!["https://app.example".into()]);
+        assert_eq!(strict.verify(&good, now_s), Err(TokenError::ForeignAuthorizedParty));
         let stranger = ring();
         let (foreign_issuer, _) = pair(&stranger);
         let foreign = foreign_issuer.issue(input(), now).unwrap();
-        assert_eq!(
-            verifier.verify(&foreign, now_s),
-            Err(TokenError::UnknownKey)
-        );
+        assert_eq!(verifier.verify(&foreign, now_s), Err(TokenError::UnknownKey));
         let template = sign_compact(
             &keys.signing().encoding,
             Algorithm::RS256,
@@ -465,10 +422,7 @@ mod tests {
             &claims,
         )
         .unwrap();
-        assert_eq!(
-            verifier.verify(&template, now_s),
-            Err(TokenError::WrongCategory)
-        );
+        assert_eq!(verifier.verify(&template, now_s), Err(TokenError::WrongCategory));
 
         // Garbage.
         for junk in [

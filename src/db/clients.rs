@@ -29,11 +29,10 @@ pub async fn insert<'e>(ex: impl Exec<'e>, now: i64) -> Result<Client, sqlx::Err
 
 #[tracing::instrument(skip(ex))]
 pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> Result<Option<Client>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT id, last_active_session_id, created_at FROM clients WHERE id = $1")
-            .bind(id)
-            .fetch_optional(ex)
-            .await?;
+    let row = sqlx::query("SELECT id, last_active_session_id, created_at FROM clients WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
     row.map(|row| {
         Ok(Client {
             id: row.try_get("id")?,

@@ -21,8 +21,8 @@ macro_rules! migrations {
 
 pub fn migrator(backend: Backend) -> Migrator {
     let migrations = match backend {
-        Backend::Sqlite => migrations!("sqlite": 1 => "0001_init"),
-        Backend::Postgres => migrations!("postgres": 1 => "0001_init"),
+        Backend::Sqlite => migrations!("sqlite": 1 => "0001_init", 2 => "0002_organizations"),
+        Backend::Postgres => migrations!("postgres": 1 => "0001_init", 2 => "0002_organizations"),
     };
     Migrator::with_migrations(migrations)
 }

@@ -2,7 +2,11 @@
 //! (sqlx `Any`). Handlers never build SQL; every function here takes what scopes it.
 
 pub mod clients;
+pub mod memberships;
 mod migrations;
+pub mod organizations;
+pub mod pagination;
+pub mod roles;
 pub mod sessions;
 pub mod users;
 
@@ -83,10 +87,7 @@ impl Db {
 
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 }
 

@@ -33,9 +33,7 @@ impl SessionStatus {
             "ended" => Ok(Self::Ended),
             "revoked" => Ok(Self::Revoked),
             "expired" => Ok(Self::Expired),
-            other => Err(sqlx::Error::Decode(
-                format!("unknown session status `{other}`").into(),
-            )),
+            other => Err(sqlx::Error::Decode(format!("unknown session status `{other}`").into())),
         }
     }
 }
@@ -101,11 +99,7 @@ pub struct NewSession<'a> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn insert<'e>(
-    ex: impl Exec<'e>,
-    new: NewSession<'_>,
-    now: i64,
-) -> Result<Session, sqlx::Error> {
+pub async fn insert<'e>(ex: impl Exec<'e>, new: NewSession<'_>, now: i64) -> Result<Session, sqlx::Error> {
     let session = Session {
         id: new_id(IdKind::Session),
         user_id: new.user_id.to_owned(),
@@ -137,14 +131,10 @@ pub async fn insert<'e>(
 
 #[tracing::instrument(skip(ex))]
 pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> Result<Option<Session>, sqlx::Error> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM sessions WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(ex)
-    .await?;
+    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(Session::from_row).transpose()
 }
 
@@ -190,11 +180,7 @@ pub async fn finish<'e>(
 
 /// Ends every active session on a client; returns the ids it ended.
 #[tracing::instrument(skip(ex))]
-pub async fn end_all_for_client<'e>(
-    ex: impl Exec<'e>,
-    client_id: &str,
-    now: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+pub async fn end_all_for_client<'e>(ex: impl Exec<'e>, client_id: &str, now: i64) -> Result<Vec<String>, sqlx::Error> {
     let rows = sqlx::query(
         "UPDATE sessions SET status = 'ended', updated_at = $1 WHERE client_id = $2 AND status = 'active' RETURNING id",
     )
@@ -218,6 +204,34 @@ pub async fn touch_last_active<'e>(
         .bind(now)
         .bind(id)
         .bind(now - granularity_ms)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Switches the session's active organization (`None`: the personal account).
+#[tracing::instrument(skip(ex))]
+pub async fn set_active_organization<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    organization_id: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET active_organization_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(organization_id)
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Records a fresh password proof (reverification).
+#[tracing::instrument(skip(ex))]
+pub async fn set_verified<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET last_verified_at = $1, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
         .execute(ex)
         .await?;
     Ok(())

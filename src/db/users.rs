@@ -62,11 +62,7 @@ macro_rules! columns {
 
 /// Inserts a user; a taken email is a unique violation on `users_email_normalized_key`.
 #[tracing::instrument(skip_all)]
-pub async fn insert<'e>(
-    ex: impl Exec<'e>,
-    new: NewUser<'_>,
-    now: i64,
-) -> Result<User, sqlx::Error> {
+pub async fn insert<'e>(ex: impl Exec<'e>, new: NewUser<'_>, now: i64) -> Result<User, sqlx::Error> {
     let user = User {
         id: new_id(IdKind::User),
         email: new.email.trim().to_owned(),
@@ -103,10 +99,7 @@ pub async fn find_by_id<'e>(ex: impl Exec<'e>, id: &str) -> Result<Option<User>,
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn find_by_email<'e>(
-    ex: impl Exec<'e>,
-    email: &str,
-) -> Result<Option<User>, sqlx::Error> {
+pub async fn find_by_email<'e>(ex: impl Exec<'e>, email: &str) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(concat!(
         "SELECT ",
         columns!(),

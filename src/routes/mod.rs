@@ -1,7 +1,10 @@
 //! The HTTP layer, one folder or file per area; each exposes `configure`.
 
+pub mod admin;
 pub mod client;
 pub mod health;
+pub mod me;
+pub mod organizations;
 pub mod pages;
 pub mod wellknown;
 
@@ -12,6 +15,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     health::configure(cfg);
     wellknown::configure(cfg);
     client::configure(cfg);
+    me::configure(cfg);
+    organizations::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// Routes that are not part of the API document: pages and Swagger UI itself.
@@ -22,11 +28,7 @@ pub fn configure_unlisted(cfg: &mut actix_web::web::ServiceConfig, api: utoipa::
         SwaggerUi::new("/swagger-ui/{_:.*}")
             .url("/openapi.json", api)
             // The bundle would otherwise send the spec to validator.swagger.io.
-            .config(
-                Config::default()
-                    .validator_url("none")
-                    .persist_authorization(true),
-            ),
+            .config(Config::default().validator_url("none").persist_authorization(true)),
     )
     .route(
         "/swagger-ui",

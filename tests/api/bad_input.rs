@@ -22,9 +22,7 @@ async fn bad_bodies_are_clear_4xx(backend: Backend) {
             .send()
     };
     assert_error(
-        send("{\"email\": ".into(), "application/json")
-            .await
-            .unwrap(),
+        send("{\"email\": ".into(), "application/json").await.unwrap(),
         400,
         "bad_request",
     )
@@ -44,12 +42,9 @@ async fn bad_bodies_are_clear_4xx(backend: Backend) {
     )
     .await;
     assert_error(
-        send(
-            format!("{{\"email\": \"{}\"}}", "a".repeat(70_000)),
-            "application/json",
-        )
-        .await
-        .unwrap(),
+        send(format!("{{\"email\": \"{}\"}}", "a".repeat(70_000)), "application/json")
+            .await
+            .unwrap(),
         413,
         "payload_too_large",
     )
@@ -89,35 +84,23 @@ async fn bad_bodies_are_clear_4xx(backend: Backend) {
 
     // Sign-in: overlong input is refused before any hashing.
     let long = app
-        .sign_in_with(
-            &app.client,
-            &format!("{}@example.com", "a".repeat(300)),
-            PASSWORD,
-        )
+        .sign_in_with(&app.client, &format!("{}@example.com", "a".repeat(300)), PASSWORD)
         .await;
     assert_error(long, 422, "validation_failed").await;
-    let long = app
-        .sign_in_with(&app.client, &email(), &"p".repeat(10_000))
-        .await;
+    let long = app.sign_in_with(&app.client, &email(), &"p".repeat(10_000)).await;
     assert_error(long, 422, "validation_failed").await;
 }
 
 async fn sign_up_policy_is_explained_per_field(backend: Backend) {
     let app = spawn_app(backend).await;
     let cases = [
-        (
-            json!({"email": "not-an-email", "password": PASSWORD}),
-            "email",
-        ),
+        (json!({"email": "not-an-email", "password": PASSWORD}), "email"),
         (
             json!({"email": format!("{}@example.com", "a".repeat(300)), "password": PASSWORD}),
             "email",
         ),
         (json!({"email": email(), "password": "short"}), "password"),
-        (
-            json!({"email": email(), "password": "p".repeat(129)}),
-            "password",
-        ),
+        (json!({"email": email(), "password": "p".repeat(129)}), "password"),
         (
             json!({"email": email(), "password": PASSWORD, "first_name": "x".repeat(101)}),
             "first_name",

@@ -39,7 +39,11 @@ async fn sign_up_creates_user_session_and_cookies(backend: Backend) {
     let app = spawn_app(backend).await;
     let address = email();
     let response = app
-        .post_json(&app.client, "/v1/sign-up", &json!({"email": address, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace"}))
+        .post_json(
+            &app.client,
+            "/v1/sign-up",
+            &json!({"email": address, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace"}),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let cookies = set_cookies(&response);
@@ -72,10 +76,7 @@ async fn sign_up_creates_user_session_and_cookies(backend: Backend) {
     assert!(session["active_organization_id"].is_null());
     let created = session["created_at"].as_i64().unwrap();
     assert!(created > 1_600_000_000_000, "timestamps are milliseconds");
-    assert_eq!(
-        session["expire_at"].as_i64().unwrap() - created,
-        604_800_000
-    );
+    assert_eq!(session["expire_at"].as_i64().unwrap() - created, 604_800_000);
     assert!(session["ip_address"].as_str().is_some());
     assert!(cookie(&cookies, "__session").contains(&signed.jwt));
 
@@ -145,17 +146,14 @@ async fn wrong_password_and_unknown_email_answer_the_same(backend: Backend) {
     let app = spawn_app(backend).await;
     let address = email();
     app.sign_up(&address).await;
-    let wrong = app
-        .sign_in_with(&cookie_client(), &address, "not the password")
-        .await;
+    let wrong = app.sign_in_with(&cookie_client(), &address, "not the password").await;
     assert!(
         wrong.headers().get(SET_COOKIE).is_none(),
         "a failed sign-in sets no cookie"
     );
     let wrong = assert_error(wrong, 401, "unauthorized").await;
     let unknown = assert_error(
-        app.sign_in_with(&cookie_client(), &email(), "not the password")
-            .await,
+        app.sign_in_with(&cookie_client(), &email(), "not the password").await,
         401,
         "unauthorized",
     )
@@ -169,8 +167,7 @@ async fn failed_sign_ins_are_throttled(backend: Backend) {
     app.sign_up(&address).await;
     for _ in 0..5 {
         assert_error(
-            app.sign_in_with(&cookie_client(), &address, "not the password")
-                .await,
+            app.sign_in_with(&cookie_client(), &address, "not the password").await,
             401,
             "unauthorized",
         )
@@ -178,22 +175,13 @@ async fn failed_sign_ins_are_throttled(backend: Backend) {
     }
     // Now even the right password waits, and so does an unknown email at the same count.
     let throttled = app.sign_in_with(&cookie_client(), &address, PASSWORD).await;
-    let retry_after: u64 = throttled.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0 && retry_after <= 900);
     assert_error(throttled, 429, "rate_limited").await;
     // Another account is not locked by this one's failures.
     let other = email();
     app.sign_up_with(&cookie_client(), &other).await;
-    assert_eq!(
-        app.sign_in_with(&cookie_client(), &other, PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.sign_in_with(&cookie_client(), &other, PASSWORD).await.status(), 200);
 }
 
 async fn sign_in_renews_the_client_cookie(backend: Backend) {
@@ -234,32 +222,16 @@ async fn refresh_needs_this_devices_client(backend: Backend) {
 
     // No cookie: 401. Another device's cookie: the session does not exist there.
     assert_error(
-        app.refresh(&reqwest::Client::new(), &signed.session_id)
-            .await,
+        app.refresh(&reqwest::Client::new(), &signed.session_id).await,
         401,
         "unauthorized",
     )
     .await;
     let stranger = cookie_client();
     app.sign_up_with(&stranger, &email()).await;
-    assert_error(
-        app.refresh(&stranger, &signed.session_id).await,
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        app.refresh(&app.client, "sess_doesnotexist").await,
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        app.refresh(&app.client, "not-an-id").await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(app.refresh(&stranger, &signed.session_id).await, 404, "not_found").await;
+    assert_error(app.refresh(&app.client, "sess_doesnotexist").await, 404, "not_found").await;
+    assert_error(app.refresh(&app.client, "not-an-id").await, 404, "not_found").await;
 }
 
 async fn ended_and_expired_sessions_cannot_refresh(backend: Backend) {
@@ -275,16 +247,8 @@ async fn ended_and_expired_sessions_cannot_refresh(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(ended.status(), 200);
-    assert_eq!(
-        ended.json::<Value>().await.unwrap()["session"]["status"],
-        "ended"
-    );
-    assert_error(
-        app.refresh(&app.client, &first.session_id).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    assert_eq!(ended.json::<Value>().await.unwrap()["session"]["status"], "ended");
+    assert_error(app.refresh(&app.client, &first.session_id).await, 401, "unauthorized").await;
 
     // Past its absolute lifetime, a session is expired.
     sqlx::query("UPDATE sessions SET expire_at = 1 WHERE id = $1")
@@ -320,12 +284,7 @@ async fn sign_out_everywhere_on_this_device(backend: Backend) {
     let app = spawn_app(backend).await;
     let a = app.sign_up(&email()).await;
     let b = app.sign_up(&email()).await;
-    let response = app
-        .client
-        .delete(app.url("/v1/client/sessions"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.delete(app.url("/v1/client/sessions")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(cookie(&set_cookies(&response), "__session").contains("Max-Age=0"));
     let client: Value = response.json().await.unwrap();
@@ -366,10 +325,7 @@ async fn cross_origin_requests_are_refused(backend: Backend) {
         .unwrap();
     assert_error(evil_end, 403, "forbidden").await;
     // Nothing was ended by the refused requests.
-    assert_eq!(
-        app.refresh(&app.client, &signed.session_id).await.status(),
-        200
-    );
+    assert_eq!(app.refresh(&app.client, &signed.session_id).await.status(), 200);
     // An allowed origin is accepted and becomes the token's `azp`.
     let allowed = app
         .client

@@ -27,9 +27,7 @@ impl Backend {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => Some(Self::Postgres { admin_url: url }),
             _ if std::env::var_os("CI").is_some() => {
-                panic!(
-                    "TEST_DATABASE_URL must be set in CI: the PostgreSQL half of the suite may not be skipped"
-                )
+                panic!("TEST_DATABASE_URL must be set in CI: the PostgreSQL half of the suite may not be skipped")
             }
             _ => {
                 eprintln!("TEST_DATABASE_URL is not set: skipping the PostgreSQL run of this test");
@@ -117,15 +115,9 @@ pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
         ("PORT", "0".into()),
         ("DATA_DIR", dir.display().to_string()),
         ("SIGNING_KEY", signing_key().to_owned()),
-        (
-            "SECRET_KEY",
-            "sk_test_integration_tests_secret_key_0123456789".into(),
-        ),
+        ("SECRET_KEY", "sk_test_integration_tests_secret_key_0123456789".into()),
         ("ISSUER", "http://gatehouse.test".into()),
-        (
-            "ALLOWED_ORIGINS",
-            "http://localhost:3000,http://app.test".into(),
-        ),
+        ("ALLOWED_ORIGINS", "http://localhost:3000,http://app.test".into()),
     ]);
     vars.extend(options.vars);
     let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration");
@@ -144,9 +136,7 @@ pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
 
 /// `postgres://u@h:p/db?x` with the database name replaced.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let prefix = base.rsplit_once('/').map_or(base, |(p, _)| p);
     match query {
         Some(q) => format!("{prefix}/{name}?{q}"),
@@ -201,11 +191,7 @@ impl TestApp {
 
     pub async fn sign_up_with(&self, client: &reqwest::Client, email: &str) -> SignedIn {
         let response = self
-            .post_json(
-                client,
-                "/v1/sign-up",
-                &json!({"email": email, "password": PASSWORD}),
-            )
+            .post_json(client, "/v1/sign-up", &json!({"email": email, "password": PASSWORD}))
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         signed_in(response).await
@@ -216,18 +202,9 @@ impl TestApp {
         self.sign_up_with(&self.client, email).await
     }
 
-    pub async fn sign_in_with(
-        &self,
-        client: &reqwest::Client,
-        email: &str,
-        password: &str,
-    ) -> Response {
-        self.post_json(
-            client,
-            "/v1/sign-in",
-            &json!({"email": email, "password": password}),
-        )
-        .await
+    pub async fn sign_in_with(&self, client: &reqwest::Client, email: &str, password: &str) -> Response {
+        self.post_json(client, "/v1/sign-in", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn refresh(&self, client: &reqwest::Client, sid: &str) -> Response {
@@ -251,24 +228,90 @@ pub async fn signed_in(response: Response) -> SignedIn {
 
 /// Asserts the error shape and code, returning the body.
 pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
-    assert_eq!(
-        response.status().as_u16(),
-        status,
-        "expected {status} {code}"
-    );
+    assert_eq!(response.status().as_u16(), status, "expected {status} {code}");
     let body: Value = response.json().await.expect("error bodies are JSON");
     assert_eq!(body["error"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body
 }
 
 /// A unique email per call.
 pub fn email() -> String {
-    format!(
-        "{}@example.com",
-        gatehouse::ids::new_id(gatehouse::ids::IdKind::User)
-    )
+    format!("{}@example.com", gatehouse::ids::new_id(gatehouse::ids::IdKind::User))
+}
+
+impl TestApp {
+    pub async fn get_bearer(&self, path: &str, jwt: &str) -> Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send_bearer(&self, method: reqwest::Method, path: &str, jwt: &str, body: Option<&Value>) -> Response {
+        let mut request = reqwest::Client::new().request(method, self.url(path)).bearer_auth(jwt);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Creates an organization as the holder of `jwt`; returns its id.
+    pub async fn create_org(&self, jwt: &str, name: &str) -> String {
+        let response = self
+            .send_bearer(
+                reqwest::Method::POST,
+                "/api/organizations",
+                jwt,
+                Some(&json!({"name": name})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Switches `client`'s session to `org_id` (or the personal account); returns the new token.
+    pub async fn switch_org(&self, client: &reqwest::Client, sid: &str, org_id: Option<&str>) -> Response {
+        client
+            .post(self.url(&format!("/v1/client/sessions/{sid}/touch")))
+            .json(&json!({"active_organization_id": org_id}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn switch_org_jwt(&self, client: &reqwest::Client, sid: &str, org_id: Option<&str>) -> String {
+        let response = self.switch_org(client, sid, org_id).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()["jwt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// A signed-in user with a cookie client of their own.
+pub struct Member {
+    pub client: reqwest::Client,
+    pub email: String,
+    pub signed: SignedIn,
+}
+
+impl TestApp {
+    pub async fn new_member(&self) -> Member {
+        let client = cookie_client();
+        let email = email();
+        let signed = self.sign_up_with(&client, &email).await;
+        Member { client, email, signed }
+    }
+}
+
+/// The PEM that signs this test binary's tokens (for forging attack tokens).
+pub fn test_signing_key() -> &'static str {
+    signing_key()
 }

@@ -5,6 +5,9 @@ mod helpers;
 
 mod bad_input;
 mod client_api;
+mod guard;
 mod openapi_doc;
 mod operations;
+mod organizations;
+mod rate_limits;
 mod session_tokens;

@@ -58,10 +58,7 @@ async fn tokens_verify_with_jwks_and_carry_v2_claims(backend: Backend) {
     assert_eq!(claims["sts"], "active");
     assert_eq!(claims["fva"], serde_json::json!([0, -1]));
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        60
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
     assert!(claims["nbf"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
     assert!(claims.get("azp").is_none(), "no Origin, no azp");
     assert!(claims.get("o").is_none(), "no active organization, no `o`");

@@ -9,6 +9,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::auth::permissions;
+use crate::auth::tokens::OrgClaim;
+use crate::clock::now_ms;
+use crate::db::memberships;
 use crate::db::sessions::Session;
 use crate::db::users::User;
 use crate::error::AppResult;
@@ -20,7 +24,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::get_client)
         .service(sessions::refresh_token)
         .service(sessions::end_session)
-        .service(sessions::end_all_sessions);
+        .service(sessions::end_all_sessions)
+        .service(sessions::touch_session)
+        .service(sessions::verify_session);
 }
 
 /// The session cookie read by the middleware after the `Authorization` header.
@@ -40,6 +46,13 @@ pub struct TokenResponse {
     pub jwt: String,
 }
 
+/// A session with a fresh token (switching organization, reverification).
+#[derive(Serialize, ToSchema)]
+pub struct AuthSessionResponse {
+    pub session: Session,
+    pub jwt: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SessionResponse {
     pub session: Session,
@@ -55,15 +68,37 @@ pub struct ClientResponse {
 }
 
 impl AppState {
-    /// A fresh session token for `session`, with `azp` from the (already checked) Origin.
-    pub fn session_token(&self, session: &Session, origin: Option<&str>) -> AppResult<String> {
+    /// A fresh session token for `session`, with `azp` from the (already checked) Origin
+    /// and, when an organization is active, its role and permissions read now. A session
+    /// whose membership has gone falls back to the personal account.
+    pub async fn session_token(&self, session: &Session, origin: Option<&str>) -> AppResult<String> {
+        let mut org = None;
+        let mut fea = None;
+        if let Some(org_id) = &session.active_organization_id {
+            match memberships::org_context(&self.db.pool, &session.user_id, org_id).await? {
+                Some(ctx) => {
+                    let encoded = permissions::encode(ctx.permissions.iter().map(String::as_str));
+                    fea = Some(encoded.fea).filter(|f| !f.is_empty());
+                    org = Some(OrgClaim {
+                        id: ctx.organization_id,
+                        slg: ctx.slug,
+                        rol: ctx.role.strip_prefix("org:").unwrap_or(&ctx.role).to_owned(),
+                        per: encoded.per,
+                        fpm: encoded.fpm,
+                    });
+                }
+                None => {
+                    crate::db::sessions::set_active_organization(&self.db.pool, &session.id, None, now_ms()).await?;
+                }
+            }
+        }
         let input = crate::auth::tokens::SessionTokenInput {
             user_id: &session.user_id,
             session_id: &session.id,
             azp: origin,
             last_verified_at_ms: session.last_verified_at,
-            org: None,
-            fea: None,
+            org,
+            fea,
             custom: Default::default(),
         };
         let token = self

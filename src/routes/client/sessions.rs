@@ -2,13 +2,14 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 
-use super::{ClientResponse, SessionResponse, TokenResponse};
+use super::{AuthSessionResponse, ClientResponse, SessionResponse, TokenResponse};
 use crate::auth::client_cookie::ClientCookie;
+use crate::auth::password::verify_password;
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::db::clients::Client;
 use crate::db::sessions::{Session, SessionStatus};
-use crate::db::{clients, sessions};
+use crate::db::{clients, memberships, sessions, users};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::ids::{IdKind, has_prefix};
 use crate::startup::AppState;
@@ -18,12 +19,12 @@ const LAST_ACTIVE_GRANULARITY_MS: i64 = 10_000;
 
 /// The client named by the `__client` cookie, or 401.
 async fn current_client(state: &AppState, cookie: &ClientCookie) -> AppResult<Client> {
-    let id = cookie.client_id().ok_or_else(|| {
-        AppError::Unauthorized("no client on this device: sign in first".to_owned())
-    })?;
-    clients::find(&state.db.pool, &id).await?.ok_or_else(|| {
-        AppError::Unauthorized("this device's client no longer exists: sign in again".to_owned())
-    })
+    let id = cookie
+        .client_id()
+        .ok_or_else(|| AppError::Unauthorized("no client on this device: sign in first".to_owned()))?;
+    clients::find(&state.db.pool, &id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("this device's client no longer exists: sign in again".to_owned()))
 }
 
 /// A session of this client; sessions of other devices do not exist from here (404).
@@ -59,10 +60,7 @@ async fn client_response(state: &AppState, client: Client) -> AppResult<ClientRe
 )]
 #[get("/v1/client")]
 #[tracing::instrument(skip_all)]
-pub async fn get_client(
-    state: web::Data<AppState>,
-    cookie: ClientCookie,
-) -> AppResult<web::Json<ClientResponse>> {
+pub async fn get_client(state: web::Data<AppState>, cookie: ClientCookie) -> AppResult<web::Json<ClientResponse>> {
     let client = current_client(&state, &cookie).await?;
     Ok(web::Json(client_response(&state, client).await?))
 }
@@ -87,27 +85,10 @@ pub async fn refresh_token(
     cookie: ClientCookie,
     sid: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let client = current_client(&state, &cookie).await?;
-    let session = client_session(&state, &client, &sid).await?;
+    let session = live_client_session(&state, &cookie, &sid).await?;
     let now = now_ms();
-    match session.status {
-        SessionStatus::Active if session.expire_at > now => {}
-        SessionStatus::Active | SessionStatus::Expired => {
-            sessions::finish(&state.db.pool, &session.id, SessionStatus::Expired, now).await?;
-            return Err(AppError::SessionExpired(
-                "the session has expired: sign in again".to_owned(),
-            ));
-        }
-        status => {
-            return Err(AppError::Unauthorized(format!(
-                "the session is {}: sign in again",
-                status.as_str()
-            )));
-        }
-    }
-    sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS)
-        .await?;
-    let jwt = state.session_token(&session, ctx.origin.as_deref())?;
+    sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS).await?;
+    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.session_cookie(jwt.clone()))
         .json(TokenResponse { jwt }))
@@ -182,4 +163,137 @@ pub async fn end_all_sessions(
     Ok(HttpResponse::Ok()
         .cookie(state.cleared_session_cookie())
         .json(client_response(&state, client).await?))
+}
+
+/// A live session of this device, or the error a refresh would give.
+async fn live_client_session(state: &AppState, cookie: &ClientCookie, sid: &str) -> AppResult<Session> {
+    let client = current_client(state, cookie).await?;
+    let session = client_session(state, &client, sid).await?;
+    let now = now_ms();
+    match session.status {
+        SessionStatus::Active if session.expire_at > now => Ok(session),
+        SessionStatus::Active | SessionStatus::Expired => {
+            sessions::finish(&state.db.pool, &session.id, SessionStatus::Expired, now).await?;
+            Err(AppError::SessionExpired(
+                "the session has expired: sign in again".to_owned(),
+            ))
+        }
+        status => Err(AppError::Unauthorized(format!(
+            "the session is {}: sign in again",
+            status.as_str()
+        ))),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TouchRequest {
+    /// The organization to make active, or `null` for the personal account.
+    #[serde(default)]
+    #[schema(example = "org_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub active_organization_id: Option<String>,
+}
+
+/// Switches the session's active organization (`null`: the personal account) and
+/// returns a token for it at once.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    params(("sid" = String, Path, description = "Session id")),
+    request_body = TouchRequest,
+    responses(
+        (status = 200, description = "The session and a token with the new organization claims", body = AuthSessionResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a member of that organization, or a cross-origin request", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+#[post("/v1/client/sessions/{sid}/touch")]
+#[tracing::instrument(skip_all, fields(sid = %sid))]
+pub async fn touch_session(
+    state: web::Data<AppState>,
+    ctx: ClientContext,
+    cookie: ClientCookie,
+    sid: web::Path<String>,
+    body: web::Json<TouchRequest>,
+) -> AppResult<HttpResponse> {
+    let mut session = live_client_session(&state, &cookie, &sid).await?;
+    let target = body.into_inner().active_organization_id.filter(|id| !id.is_empty());
+    if let Some(org_id) = &target {
+        let member = has_prefix(org_id, IdKind::Organization)
+            && memberships::org_context(&state.db.pool, &session.user_id, org_id)
+                .await?
+                .is_some();
+        if !member {
+            return Err(AppError::Forbidden(
+                "you are not a member of that organization".to_owned(),
+            ));
+        }
+    }
+    let now = now_ms();
+    sessions::set_active_organization(&state.db.pool, &session.id, target.as_deref(), now).await?;
+    sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS).await?;
+    session.active_organization_id = target;
+    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(state.session_cookie(jwt.clone()))
+        .json(AuthSessionResponse { session, jwt }))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub password: String,
+}
+
+/// Re-proves the password for a session (reverification): resets the token's `fva`,
+/// so routes guarded by a recent-verification limit accept the new token.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    params(("sid" = String, Path, description = "Session id")),
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The session and a token with `fva` reset", body = AuthSessionResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Wrong password (`fields.password`)", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody),
+    )
+)]
+#[post("/v1/client/sessions/{sid}/verify")]
+#[tracing::instrument(skip_all, fields(sid = %sid))]
+pub async fn verify_session(
+    state: web::Data<AppState>,
+    ctx: ClientContext,
+    cookie: ClientCookie,
+    sid: web::Path<String>,
+    body: web::Json<VerifyRequest>,
+) -> AppResult<HttpResponse> {
+    let mut session = live_client_session(&state, &cookie, &sid).await?;
+    let password = body.into_inner().password;
+    if password.len() > crate::auth::password::MAX_PASSWORD_BYTES {
+        return Err(AppError::field("password", "is incorrect"));
+    }
+    let user = users::find_by_id(&state.db.pool, &session.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the session's user no longer exists".to_owned()))?;
+    let email_key = users::normalize_email(&user.email);
+    if let Err(wait) = state.throttle.check(&email_key, &ctx.ip) {
+        return Err(AppError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    if !verify_password(password, user.password_hash.clone()).await? {
+        state.throttle.record_failure(&email_key, &ctx.ip);
+        return Err(AppError::field("password", "is incorrect"));
+    }
+    let now = now_ms();
+    sessions::set_verified(&state.db.pool, &session.id, now).await?;
+    session.last_verified_at = now;
+    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(state.session_cookie(jwt.clone()))
+        .json(AuthSessionResponse { session, jwt }))
 }

@@ -7,8 +7,7 @@ use utoipa::ToSchema;
 use super::AuthResponse;
 use crate::auth::client_cookie::ClientCookie;
 use crate::auth::password::{
-    MAX_EMAIL_BYTES, MAX_PASSWORD_BYTES, check_email, check_name, check_password_policy,
-    hash_password, verify_password,
+    MAX_EMAIL_BYTES, MAX_PASSWORD_BYTES, check_email, check_name, check_password_policy, hash_password, verify_password,
 };
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
@@ -86,14 +85,7 @@ pub async fn sign_up(
     let session = open_session(&state, &mut tx, &cookie, &user, &ctx, now).await?;
     tx.commit().await?;
     state.metrics.incr("sign_ups");
-    respond(
-        &state,
-        &cookie,
-        &ctx,
-        user,
-        session,
-        HttpResponse::Created(),
-    )
+    respond(&state, &cookie, &ctx, user, session, HttpResponse::Created()).await
 }
 
 /// Signs in with email and password, adding a session to this device.
@@ -124,18 +116,12 @@ pub async fn sign_in(
     if body.email.trim().is_empty() {
         fields.insert("email".into(), "is required".into());
     } else if body.email.len() > MAX_EMAIL_BYTES {
-        fields.insert(
-            "email".into(),
-            format!("must be at most {MAX_EMAIL_BYTES} bytes"),
-        );
+        fields.insert("email".into(), format!("must be at most {MAX_EMAIL_BYTES} bytes"));
     }
     if body.password.is_empty() {
         fields.insert("password".into(), "is required".into());
     } else if body.password.len() > MAX_PASSWORD_BYTES {
-        fields.insert(
-            "password".into(),
-            format!("must be at most {MAX_PASSWORD_BYTES} bytes"),
-        );
+        fields.insert("password".into(), format!("must be at most {MAX_PASSWORD_BYTES} bytes"));
     }
     if !fields.is_empty() {
         return Err(AppError::Validation(fields));
@@ -152,9 +138,7 @@ pub async fn sign_in(
     let Some(user) = user.filter(|_| matches) else {
         state.throttle.record_failure(&email_key, &ctx.ip);
         state.metrics.incr("sign_in_failures");
-        return Err(AppError::Unauthorized(
-            "invalid email or password".to_owned(),
-        ));
+        return Err(AppError::Unauthorized("invalid email or password".to_owned()));
     };
     state.throttle.record_success(&email_key);
     let now = now_ms();
@@ -162,7 +146,7 @@ pub async fn sign_in(
     let session = open_session(&state, &mut tx, &cookie, &user, &ctx, now).await?;
     tx.commit().await?;
     state.metrics.incr("sign_ins");
-    respond(&state, &cookie, &ctx, user, session, HttpResponse::Ok())
+    respond(&state, &cookie, &ctx, user, session, HttpResponse::Ok()).await
 }
 
 /// Adds a session for `user` to this device's client (creating the client on first
@@ -195,7 +179,7 @@ async fn open_session(
     Ok(session)
 }
 
-fn respond(
+async fn respond(
     state: &AppState,
     cookie: &ClientCookie,
     ctx: &ClientContext,
@@ -204,7 +188,7 @@ fn respond(
     mut builder: actix_web::HttpResponseBuilder,
 ) -> AppResult<HttpResponse> {
     cookie.sign_in(&session.client_id);
-    let jwt = state.session_token(&session, ctx.origin.as_deref())?;
+    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(builder
         .cookie(state.session_cookie(jwt.clone()))
         .json(AuthResponse { user, session, jwt }))

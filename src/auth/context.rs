@@ -1,0 +1,153 @@
+//! The auth object: what the guard middleware knows about a request's session,
+//! Clerk's `auth()` with `has()`.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::permissions::{self, ADMIN_ROLE};
+use super::tokens::SessionClaims;
+
+/// A role or a permission to check with [`AuthObject::has`].
+#[derive(Debug, Clone, Copy)]
+pub enum Check<'a> {
+    Role(&'a str),
+    Permission(&'a str),
+}
+
+/// The signed-in session, decoded from its token without touching the database.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuthObject {
+    #[schema(example = "user_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub user_id: String,
+    #[schema(example = "sess_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub session_id: String,
+    pub org_id: Option<String>,
+    /// With the `org:` prefix, e.g. `org:admin`.
+    pub org_role: Option<String>,
+    pub org_slug: Option<String>,
+    /// Decoded from the token's `fea`, `o.per` and `o.fpm`.
+    pub org_permissions: Vec<String>,
+    /// Every claim of the session token.
+    #[schema(value_type = Object)]
+    pub session_claims: serde_json::Value,
+    #[serde(skip)]
+    pub issued_at: i64,
+    #[serde(skip)]
+    pub expires_at: i64,
+    /// Minutes since the password was last proven (`fva[0]`), as of issue.
+    #[serde(skip)]
+    pub factor_age_minutes: Option<i64>,
+}
+
+impl AuthObject {
+    /// Decodes verified claims (ours or Clerk's: the same v2 format).
+    pub fn from_claims(claims: &SessionClaims) -> Self {
+        let (org_id, org_role, org_slug, org_permissions) = match &claims.o {
+            Some(o) => (
+                Some(o.id.clone()),
+                Some(if o.rol.starts_with("org:") {
+                    o.rol.clone()
+                } else {
+                    format!("org:{}", o.rol)
+                }),
+                Some(o.slg.clone()),
+                permissions::decode(claims.fea.as_deref().unwrap_or_default(), &o.per, &o.fpm),
+            ),
+            None => (None, None, None, Vec::new()),
+        };
+        Self {
+            user_id: claims.sub.clone(),
+            session_id: claims.sid.clone(),
+            org_id,
+            org_role,
+            org_slug,
+            org_permissions,
+            session_claims: serde_json::to_value(claims).unwrap_or_default(),
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+            factor_age_minutes: claims.fva.map(|fva| fva[0]).filter(|m| *m >= 0),
+        }
+    }
+
+    /// Clerk's `has()`: false without an active organization; `org:admin` holds every
+    /// permission.
+    pub fn has(&self, check: Check<'_>) -> bool {
+        let Some(role) = self.org_role.as_deref() else {
+            return false;
+        };
+        match check {
+            Check::Role(wanted) => role == wanted,
+            Check::Permission(wanted) => role == ADMIN_ROLE || self.org_permissions.iter().any(|p| p == wanted),
+        }
+    }
+
+    /// Minutes since the password was last proven, now (the token's `fva` ages with it).
+    pub fn factor_age_now(&self, now_secs: i64) -> Option<i64> {
+        self.factor_age_minutes
+            .map(|age| age + (now_secs - self.issued_at).max(0) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::tokens::OrgClaim;
+
+    fn claims(o: Option<OrgClaim>, fea: Option<&str>) -> SessionClaims {
+        SessionClaims {
+            sub: "user_1".into(),
+            sid: "sess_1".into(),
+            iss: "iss".into(),
+            azp: None,
+            iat: 1000,
+            nbf: 990,
+            exp: 1060,
+            jti: None,
+            v: 2,
+            fva: Some([3, -1]),
+            sts: Some("active".into()),
+            o,
+            fea: fea.map(Into::into),
+            custom: Default::default(),
+        }
+    }
+
+    #[test]
+    fn has_is_false_without_an_organization() {
+        let auth = AuthObject::from_claims(&claims(None, None));
+        assert!(!auth.has(Check::Role("org:admin")));
+        assert!(!auth.has(Check::Permission("org:data:read")));
+        assert_eq!(auth.factor_age_now(1000 + 120), Some(5));
+    }
+
+    #[test]
+    fn decodes_clerk_claims_into_role_and_permissions() {
+        let o = OrgClaim {
+            id: "org_1".into(),
+            slg: "acme".into(),
+            rol: "member".into(),
+            per: "read,manage".into(),
+            fpm: "3,2".into(),
+        };
+        let auth = AuthObject::from_claims(&claims(Some(o), Some("o:dashboard,o:impersonation")));
+        assert_eq!(auth.org_role.as_deref(), Some("org:member"));
+        assert!(auth.has(Check::Role("org:member")));
+        assert!(!auth.has(Check::Role("org:admin")));
+        assert!(auth.has(Check::Permission("org:dashboard:read")));
+        assert!(auth.has(Check::Permission("org:impersonation:manage")));
+        assert!(!auth.has(Check::Permission("org:impersonation:read")));
+    }
+
+    #[test]
+    fn admins_hold_every_permission() {
+        let o = OrgClaim {
+            id: "org_1".into(),
+            slg: "acme".into(),
+            rol: "admin".into(),
+            per: "".into(),
+            fpm: "".into(),
+        };
+        let auth = AuthObject::from_claims(&claims(Some(o), None));
+        assert!(auth.has(Check::Permission("org:anything:at_all")));
+    }
+}

@@ -1,0 +1,192 @@
+//! Extractors that make a route's requirement visible in its signature:
+//! [`Auth`] (signed in), [`OrgAuth`] (an active organization), [`RequirePermission`],
+//! [`RequireAdmin`] and [`Reverified`]. They read what the guard middleware resolved;
+//! on an app without the middleware they answer a 500 that names the fix.
+
+use std::future::{Ready, ready};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+use super::context::{AuthObject, Check};
+use super::guard::AuthState;
+use super::permissions::{ADMIN_ROLE, DATA_DELETE, DATA_READ, DATA_WRITE};
+use crate::error::AppError;
+
+const NO_MIDDLEWARE: &str = "the Gatehouse guard middleware is not installed: wrap the app with \
+    `actix_web::middleware::from_fn(gatehouse::auth::guard::guard)` (see startup.rs)";
+
+fn auth_state(req: &HttpRequest) -> Result<AuthState, AppError> {
+    req.extensions()
+        .get::<AuthState>()
+        .cloned()
+        .ok_or(AppError::Misconfigured(NO_MIDDLEWARE))
+}
+
+/// A signed-in session (Clerk's `auth()` with a `userId`). Signed out: 401.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Arc<AuthObject>);
+
+impl Deref for Auth {
+    type Target = AuthObject;
+    fn deref(&self) -> &AuthObject {
+        &self.0
+    }
+}
+
+impl Auth {
+    fn from_http(req: &HttpRequest) -> Result<Self, AppError> {
+        match auth_state(req)? {
+            AuthState::SignedIn(auth) => Ok(Self(auth)),
+            AuthState::SignedOut(reason) => Err(reason.to_error()),
+        }
+    }
+}
+
+impl FromRequest for Auth {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_http(req))
+    }
+}
+
+/// The session, if any: for routes that serve both signed-in and signed-out callers.
+#[derive(Debug, Clone)]
+pub struct MaybeAuth(pub Option<Auth>);
+
+impl FromRequest for MaybeAuth {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(auth_state(req).map(|state| match state {
+            AuthState::SignedIn(auth) => Self(Some(Auth(auth))),
+            AuthState::SignedOut(_) => Self(None),
+        }))
+    }
+}
+
+/// A session with an active organization. Without one: 400 `no_active_organization`.
+#[derive(Debug, Clone)]
+pub struct OrgAuth {
+    pub auth: Auth,
+    pub org_id: String,
+}
+
+impl OrgAuth {
+    fn from_http(req: &HttpRequest) -> Result<Self, AppError> {
+        let auth = Auth::from_http(req)?;
+        let org_id = auth.org_id.clone().ok_or(AppError::NoActiveOrganization)?;
+        Ok(Self { auth, org_id })
+    }
+}
+
+impl Deref for OrgAuth {
+    type Target = AuthObject;
+    fn deref(&self) -> &AuthObject {
+        &self.auth
+    }
+}
+
+impl FromRequest for OrgAuth {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_http(req))
+    }
+}
+
+/// A permission name as a type, for [`RequirePermission`].
+pub trait Permission {
+    const NAME: &'static str;
+}
+
+pub struct DataRead;
+impl Permission for DataRead {
+    const NAME: &'static str = DATA_READ;
+}
+pub struct DataWrite;
+impl Permission for DataWrite {
+    const NAME: &'static str = DATA_WRITE;
+}
+pub struct DataDelete;
+impl Permission for DataDelete {
+    const NAME: &'static str = DATA_DELETE;
+}
+
+/// An active organization in which the session holds permission `P`.
+/// No organization: 400 `no_active_organization`; without the permission: 403.
+pub struct RequirePermission<P: Permission>(pub OrgAuth, PhantomData<P>);
+
+impl<P: Permission> Deref for RequirePermission<P> {
+    type Target = OrgAuth;
+    fn deref(&self) -> &OrgAuth {
+        &self.0
+    }
+}
+
+impl<P: Permission> FromRequest for RequirePermission<P> {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(OrgAuth::from_http(req).and_then(|org| {
+            if org.has(Check::Permission(P::NAME)) {
+                Ok(Self(org, PhantomData))
+            } else {
+                Err(AppError::Forbidden(format!("this needs the permission {}", P::NAME)))
+            }
+        }))
+    }
+}
+
+/// An active organization in which the session has the role `org:admin`.
+pub struct RequireAdmin(pub OrgAuth);
+
+impl Deref for RequireAdmin {
+    type Target = OrgAuth;
+    fn deref(&self) -> &OrgAuth {
+        &self.0
+    }
+}
+
+impl FromRequest for RequireAdmin {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(OrgAuth::from_http(req).and_then(|org| {
+            if org.has(Check::Role(ADMIN_ROLE)) {
+                Ok(Self(org))
+            } else {
+                Err(AppError::Forbidden("this needs the role org:admin".to_owned()))
+            }
+        }))
+    }
+}
+
+/// A session whose password was proven within the last `MINUTES` minutes (the token's
+/// `fva`). Older: 403 `reverification_required`; re-prove with
+/// `POST /v1/client/sessions/{sid}/verify` and retry with the new token.
+pub struct Reverified<const MINUTES: i64>(pub Auth);
+
+impl<const MINUTES: i64> Deref for Reverified<MINUTES> {
+    type Target = Auth;
+    fn deref(&self) -> &Auth {
+        &self.0
+    }
+}
+
+impl<const MINUTES: i64> FromRequest for Reverified<MINUTES> {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            Auth::from_http(req).and_then(|auth| match auth.factor_age_now(crate::clock::now_secs()) {
+                Some(age) if age <= MINUTES => Ok(Self(auth)),
+                _ => Err(AppError::ReverificationRequired(MINUTES)),
+            }),
+        )
+    }
+}

@@ -1,0 +1,352 @@
+//! The guard middleware (Clerk's `clerkMiddleware()`): resolves the session of every
+//! request once, applies the route policy and the rate limit, and leaves an
+//! [`AuthState`] for the extractors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
+use aws_lc_rs::digest;
+
+use super::context::{AuthObject, Check};
+use super::permissions::ADMIN_ROLE;
+use super::policy::{RouteClass, is_api_path};
+use super::rate_limit::RateLimitStatus;
+use super::request::client_ip;
+use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, TokenError};
+use crate::clock::now_secs;
+use crate::error::AppError;
+use crate::routes::client::SESSION_COOKIE;
+use crate::startup::AppState;
+
+/// Why a request has no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedOutReason {
+    NoCredentials,
+    InvalidToken(TokenError),
+    /// `iat` older than `MAX_TOKEN_AGE`.
+    TokenTooOld,
+}
+
+impl SignedOutReason {
+    pub fn to_error(&self) -> AppError {
+        match self {
+            Self::NoCredentials => AppError::Unauthorized("sign in to continue: no session token".to_owned()),
+            Self::InvalidToken(e) => AppError::Unauthorized(format!("invalid session token: {e}")),
+            Self::TokenTooOld => {
+                AppError::SessionExpired("the session token is older than MAX_TOKEN_AGE: refresh it".to_owned())
+            }
+        }
+    }
+}
+
+/// What the middleware resolved, stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub enum AuthState {
+    SignedIn(Arc<AuthObject>),
+    SignedOut(SignedOutReason),
+}
+
+const MAX_CACHED_TOKENS: usize = 50_000;
+
+/// Verified tokens by SHA-256 of the token: a token's signature is checked once, and
+/// later requests with it cost a hash and a lookup. Entries die at `exp`; the map is
+/// bounded (expired entries are swept when it fills, and it is cleared if still full).
+#[derive(Default)]
+pub struct VerifiedTokenCache {
+    entries: RwLock<HashMap<[u8; 32], Arc<AuthObject>>>,
+}
+
+impl VerifiedTokenCache {
+    fn key(token: &str) -> [u8; 32] {
+        let hash = digest::digest(&digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(hash.as_ref());
+        key
+    }
+
+    fn get(&self, key: &[u8; 32], now: i64) -> Option<Arc<AuthObject>> {
+        let entries = self.entries.read().expect("token cache lock");
+        entries
+            .get(key)
+            .filter(|auth| auth.expires_at + CLOCK_SKEW_SECS > now)
+            .cloned()
+    }
+
+    fn insert(&self, key: [u8; 32], auth: Arc<AuthObject>, now: i64) {
+        let mut entries = self.entries.write().expect("token cache lock");
+        if entries.len() >= MAX_CACHED_TOKENS {
+            entries.retain(|_, a| a.expires_at + CLOCK_SKEW_SECS > now);
+            if entries.len() >= MAX_CACHED_TOKENS {
+                entries.clear();
+            }
+        }
+        entries.insert(key, auth);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().expect("token cache lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Turns a bearer token into an [`AuthObject`], through the cache.
+pub struct Authenticator {
+    verifier: SessionTokenVerifier,
+    cache: VerifiedTokenCache,
+    max_token_age: Option<i64>,
+}
+
+impl Authenticator {
+    pub fn new(verifier: SessionTokenVerifier, max_token_age: Option<i64>) -> Self {
+        Self {
+            verifier,
+            cache: VerifiedTokenCache::default(),
+            max_token_age,
+        }
+    }
+
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<Arc<AuthObject>, SignedOutReason> {
+        let key = VerifiedTokenCache::key(token);
+        let auth = match self.cache.get(&key, now) {
+            Some(auth) => auth,
+            None => {
+                let claims = self
+                    .verifier
+                    .verify(token, now)
+                    .map_err(SignedOutReason::InvalidToken)?;
+                let auth = Arc::new(AuthObject::from_claims(&claims));
+                self.cache.insert(key, auth.clone(), now);
+                auth
+            }
+        };
+        if let Some(max_age) = self.max_token_age
+            && now - auth.issued_at > max_age
+        {
+            return Err(SignedOutReason::TokenTooOld);
+        }
+        Ok(auth)
+    }
+
+    pub fn cache(&self) -> &VerifiedTokenCache {
+        &self.cache
+    }
+}
+
+/// Where the request's token came from.
+enum Credentials<'a> {
+    None,
+    Bearer(&'a str),
+    Cookie(String),
+}
+
+fn credentials(req: &ServiceRequest) -> Credentials<'_> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        // Anything but `Bearer <token>` is an empty (invalid) bearer; the cookie is then
+        // not consulted, so a broken header never silently falls back to another session.
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Credentials::Bearer(token.trim()),
+            _ => Credentials::Bearer(""),
+        };
+    }
+    match req.cookie(SESSION_COOKIE) {
+        Some(cookie) if !cookie.value().is_empty() => Credentials::Cookie(cookie.value().to_owned()),
+        _ => Credentials::None,
+    }
+}
+
+const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+
+/// The middleware. Register it once, around the whole app.
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let error = AppError::Misconfigured("the guard middleware needs AppState registered as app data");
+        return Ok(req.into_response(error.error_response()).map_into_right_body());
+    };
+    // The path the router matches (percent-decoded where it is safe), not the raw one.
+    let path = req.match_info().as_str().to_owned();
+    let class = state.policy.classify(&path);
+    let now = now_secs();
+
+    let (resolved, via_cookie) = match (class, credentials(&req)) {
+        // The Backend API has its own guard; a secret key is not a session token.
+        (RouteClass::Backend, _) | (_, Credentials::None) => {
+            (AuthState::SignedOut(SignedOutReason::NoCredentials), false)
+        }
+        (_, Credentials::Bearer(token)) => (resolve(&state, token, now), false),
+        (_, Credentials::Cookie(token)) => (resolve(&state, &token, now), true),
+    };
+
+    let decision = match (&resolved, class) {
+        (_, RouteClass::Public | RouteClass::Backend) => Ok(()),
+        (AuthState::SignedOut(reason), _) if is_api_path(&path) => Err(reason.to_error().error_response()),
+        (AuthState::SignedOut(_), _) => Err(redirect_to_sign_in(&req)),
+        (AuthState::SignedIn(auth), RouteClass::Admin) if !auth.has(Check::Role(ADMIN_ROLE)) => {
+            let message = if auth.org_id.is_none() {
+                "this route needs an active organization and the role org:admin"
+            } else {
+                "this route needs the role org:admin in the active organization"
+            };
+            Err(AppError::Forbidden(message.to_owned()).error_response())
+        }
+        (AuthState::SignedIn(_), _) => Ok(()),
+    };
+    if let Err(response) = decision {
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+
+    // A session carried by a cookie may not change state from another origin (CSRF).
+    if via_cookie && class != RouteClass::Public && !is_safe(req.method()) {
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        if !origin.is_some_and(|o| state.config.is_origin_allowed(o)) {
+            let error =
+                AppError::Forbidden("a cookie-authenticated change needs a same-origin Origin header".to_owned());
+            return Ok(req.into_response(error.error_response()).map_into_right_body());
+        }
+    }
+
+    let user_id = match &resolved {
+        AuthState::SignedIn(auth) => Some(auth.user_id.clone()),
+        AuthState::SignedOut(_) => None,
+    };
+    let rate = match &state.rate_limits {
+        Some(limits) if state.policy.is_rate_limited(&path) => {
+            let key = match &user_id {
+                Some(id) => id.clone(),
+                None => format!("ip:{}", client_ip(req.request(), state.config.trust_proxy_headers)),
+            };
+            Some(limits.check(&key))
+        }
+        _ => None,
+    };
+    if let Some(status) = rate
+        && let Some(retry_after_secs) = status.retry_after_secs
+    {
+        state.metrics.incr("rate_limited");
+        let mut response = AppError::RateLimited { retry_after_secs }.error_response();
+        add_rate_headers(&mut response, status);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+
+    req.extensions_mut().insert(resolved);
+    let mut response = next.call(req).await?;
+    if let Some(status) = rate {
+        add_rate_headers(response.response_mut(), status);
+    }
+    if let Some(user_id) = user_id
+        && is_api_path(&path)
+        && let Ok(value) = HeaderValue::from_str(&user_id)
+    {
+        response.headers_mut().insert(X_USER_ID, value);
+    }
+    Ok(response.map_into_left_body())
+}
+
+fn resolve(state: &AppState, token: &str, now: i64) -> AuthState {
+    match state.authenticator.authenticate(token, now) {
+        Ok(auth) => AuthState::SignedIn(auth),
+        Err(reason) => AuthState::SignedOut(reason),
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn add_rate_headers<B>(response: &mut HttpResponse<B>, status: RateLimitStatus) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", status.limit as u64),
+        ("ratelimit-remaining", status.remaining as u64),
+        ("ratelimit-reset", status.reset_secs),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+}
+
+/// 307 to `/sign-in?redirect_url=<this URL>`, as Clerk's middleware does for pages.
+fn redirect_to_sign_in(req: &ServiceRequest) -> HttpResponse {
+    let info = req.connection_info();
+    let original = format!("{}://{}{}", info.scheme(), info.host(), req.uri());
+    HttpResponse::build(StatusCode::TEMPORARY_REDIRECT)
+        .insert_header((
+            header::LOCATION,
+            format!("/sign-in?redirect_url={}", percent_encode(&original)),
+        ))
+        .finish()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::{KeyRing, generate_pem};
+    use crate::auth::tokens::{SessionTokenInput, SessionTokenIssuer};
+
+    #[test]
+    fn tokens_are_verified_once_then_served_from_the_cache() {
+        let keys = Arc::new(KeyRing::from_pems(&("k".into(), generate_pem().unwrap()), &[]).unwrap());
+        let issuer = SessionTokenIssuer::new(keys.clone(), "iss".into(), 60);
+        let authenticator = Authenticator::new(SessionTokenVerifier::new(keys, "iss".into(), vec![]), Some(30));
+        let now_ms = crate::clock::now_ms();
+        let now = now_ms / 1000;
+        let token = issuer
+            .issue(
+                SessionTokenInput {
+                    user_id: "user_1",
+                    session_id: "sess_1",
+                    azp: None,
+                    last_verified_at_ms: now_ms,
+                    org: None,
+                    fea: None,
+                    custom: Default::default(),
+                },
+                now_ms,
+            )
+            .unwrap();
+        let first = authenticator.authenticate(&token, now).unwrap();
+        let second = authenticator.authenticate(&token, now).unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "the second lookup is the cached object");
+        assert_eq!(authenticator.cache().len(), 1);
+        assert_eq!(
+            authenticator.authenticate(&token, now + 31).unwrap_err(),
+            SignedOutReason::TokenTooOld
+        );
+        // Past exp (+ skew) the cached entry is dead and verification refuses the token.
+        assert!(matches!(
+            authenticator.authenticate(&token, now + 70),
+            Err(SignedOutReason::InvalidToken(TokenError::Expired))
+        ));
+        assert!(authenticator.authenticate("garbage", now).is_err());
+        assert_eq!(authenticator.cache().len(), 1, "failures are not cached");
+    }
+
+    #[test]
+    fn percent_encoding() {
+        assert_eq!(percent_encode("http://a.b/x?y=1&z"), "http%3A%2F%2Fa.b%2Fx%3Fy%3D1%26z");
+    }
+}

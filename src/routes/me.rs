@@ -1,0 +1,87 @@
+//! `/api/me…`: the signed-in user's own view.
+
+use actix_web::{get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::context::AuthObject;
+use crate::auth::extractors::Auth;
+use crate::db::organizations::Organization;
+use crate::db::users::User;
+use crate::db::{memberships, users};
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(me).service(profile).service(my_organizations);
+}
+
+/// The auth object of this request, decoded from the session token (no database read).
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    responses((status = 200, body = AuthObject), (status = 401, body = ErrorBody))
+)]
+#[get("/api/me")]
+async fn me(auth: Auth) -> web::Json<AuthObject> {
+    web::Json(AuthObject::clone(&auth))
+}
+
+/// The stored user.
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+#[get("/api/me/profile")]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn profile(state: web::Data<AppState>, auth: Auth) -> AppResult<web::Json<User>> {
+    let user = users::find_by_id(&state.db.pool, &auth.user_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))?;
+    Ok(web::Json(user))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrganizationSummary {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyOrganization {
+    pub organization: OrganizationSummary,
+    #[schema(example = "org:admin")]
+    pub role: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyOrganizations {
+    pub data: Vec<MyOrganization>,
+}
+
+/// The organizations the user belongs to, with their role in each.
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    responses((status = 200, body = MyOrganizations), (status = 401, body = ErrorBody))
+)]
+#[get("/api/me/organizations")]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn my_organizations(state: web::Data<AppState>, auth: Auth) -> AppResult<web::Json<MyOrganizations>> {
+    let rows = memberships::list_for_user(&state.db.pool, &auth.user_id).await?;
+    let data = rows
+        .into_iter()
+        .map(|(org, role): (Organization, String)| MyOrganization {
+            organization: OrganizationSummary {
+                id: org.id,
+                name: org.name,
+                slug: org.slug,
+            },
+            role,
+        })
+        .collect();
+    Ok(web::Json(MyOrganizations { data }))
+}
