@@ -47,6 +47,8 @@ pub enum StartupError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Redis(#[from] crate::auth::rate_limit::RedisUnavailable),
     #[error("could not listen on {0}: {1}")]
     Bind(String, #[source] std::io::Error),
 }
@@ -57,10 +59,14 @@ impl AppState {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
-        Self::with_db(config, db)
+        let rate_limits = match &config.redis_url {
+            Some(url) => RateLimiterSet::redis(config.rate_limit, url).await?,
+            None => RateLimiterSet::in_memory(config.rate_limit),
+        };
+        Self::assemble(config, db, rate_limits)
     }
 
-    pub fn with_db(config: Config, db: Db) -> Result<Self, StartupError> {
+    fn assemble(config: Config, db: Db, rate_limits: Option<RateLimiterSet>) -> Result<Self, StartupError> {
         let secret_key = match &config.secret_key {
             Some(key) => key.clone(),
             None => dev_secret_key(&config.data_dir)?,
@@ -74,7 +80,7 @@ impl AppState {
                 config.max_token_age.map(|age| age.as_secs() as i64),
             ),
             policy: RoutePolicy::default(),
-            rate_limits: RateLimiterSet::new(config.rate_limit),
+            rate_limits,
             keys,
             db,
             throttle: SignInThrottle::default(),

@@ -227,7 +227,7 @@ pub async fn guard(
                 Some(id) => id.clone(),
                 None => format!("ip:{}", client_ip(req.request(), state.config.trust_proxy_headers)),
             };
-            Some(limits.check(&key))
+            Some(limits.check(&key).await)
         }
         _ => None,
     };

@@ -11,3 +11,34 @@ fn committed_openapi_document_is_current() {
         "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
     );
 }
+
+/// Every guarded operation says so in its `security`, and admin routes name the role.
+#[test]
+fn guarded_operations_declare_their_security() {
+    let spec: serde_json::Value = serde_json::from_str(&gatehouse::openapi::api_doc_json()).unwrap();
+    let policy = gatehouse::auth::policy::RoutePolicy::default();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let security = operation["security"].as_array();
+            match policy.classify(path) {
+                gatehouse::auth::policy::RouteClass::Protected => {
+                    let security = security.unwrap_or_else(|| panic!("{method} {path} has no security"));
+                    assert!(
+                        security.iter().any(|s| s.get("session_token").is_some()),
+                        "{method} {path}"
+                    );
+                }
+                gatehouse::auth::policy::RouteClass::Admin => {
+                    let security = security.unwrap_or_else(|| panic!("{method} {path} has no security"));
+                    assert!(
+                        security
+                            .iter()
+                            .any(|s| s["session_token"] == serde_json::json!(["org:admin"])),
+                        "{method} {path} must name org:admin"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -39,3 +39,40 @@ async fn requests_over_the_quota_are_429_with_headers(backend: Backend) {
     let bob = app.sign_up_with(&crate::helpers::cookie_client(), &email()).await;
     assert_eq!(app.get_bearer("/api/me", &bob.jwt).await.status(), 200);
 }
+
+/// `TEST_REDIS_URL`, required in CI like `TEST_DATABASE_URL`.
+fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!("TEST_REDIS_URL must be set in CI"),
+        _ => {
+            eprintln!("TEST_REDIS_URL is not set: skipping the Redis rate-limit test");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_quota_holds_across_two_instances() {
+    let Some(redis) = redis_url() else { return };
+    let options = || TestOptions {
+        vars: vec![("RATE_LIMIT", "5/60s".into()), ("REDIS_URL", redis.clone())],
+    };
+    let a = spawn_app_with(Backend::Sqlite, options()).await;
+    let b = spawn_app_with(Backend::Sqlite, options()).await;
+    // One user, one token, valid on both instances (same key and issuer).
+    let ada = a.sign_up(&email()).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        statuses.push(app.get_bearer("/api/me", &ada.jwt).await.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 429],
+        "five requests in all, whichever instance serves them"
+    );
+    let limited = b.get_bearer("/api/me", &ada.jwt).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_error(limited, 429, "rate_limited").await;
+}
