@@ -26,6 +26,7 @@ pub const CLIENT_COOKIE: &str = "client_cookie";
         (name = "client", description = "Frontend API: sign-up, sign-in and this device's sessions (cookie `__client`)."),
         (name = "me", description = "The signed-in user: the auth object, profile, organizations."),
         (name = "organizations", description = "Organizations the user creates."),
+        (name = "items", description = "Data of the active organization, or the personal account's own."),
         (name = "admin", description = "Administration of the active organization (role `org:admin`)."),
         (name = "operations", description = "Health, readiness, metrics and keys."),
     )

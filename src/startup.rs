@@ -154,17 +154,18 @@ impl Application {
     }
 }
 
-/// Periodic upkeep of in-memory state: forgets rate-limit keys whose quota is whole.
+/// Periodic upkeep: forgets rate-limit keys whose quota is whole and deletes expired
+/// idempotency keys.
 fn spawn_housekeeping(state: web::Data<AppState>) {
-    if state.rate_limits.is_none() {
-        return;
-    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
             if let Some(limits) = &state.rate_limits {
                 limits.sweep();
+            }
+            if let Err(e) = crate::db::idempotency::purge_expired(&state.db.pool, crate::clock::now_ms()).await {
+                tracing::warn!(error = %e, "could not purge expired idempotency keys");
             }
         }
     });

@@ -21,8 +21,8 @@ macro_rules! migrations {
 
 pub fn migrator(backend: Backend) -> Migrator {
     let migrations = match backend {
-        Backend::Sqlite => migrations!("sqlite": 1 => "0001_init", 2 => "0002_organizations"),
-        Backend::Postgres => migrations!("postgres": 1 => "0001_init", 2 => "0002_organizations"),
+        Backend::Sqlite => migrations!("sqlite": 1 => "0001_init", 2 => "0002_organizations", 3 => "0003_items"),
+        Backend::Postgres => migrations!("postgres": 1 => "0001_init", 2 => "0002_organizations", 3 => "0003_items"),
     };
     Migrator::with_migrations(migrations)
 }

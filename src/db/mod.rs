@@ -2,8 +2,12 @@
 //! (sqlx `Any`). Handlers never build SQL; every function here takes what scopes it.
 
 pub mod clients;
+pub mod events;
+pub mod idempotency;
+pub mod items;
 pub mod memberships;
 mod migrations;
+pub mod org_settings;
 pub mod organizations;
 pub mod pagination;
 pub mod roles;

@@ -3,7 +3,9 @@
 pub mod admin;
 pub mod client;
 pub mod health;
+pub mod items;
 pub mod me;
+pub mod org_settings;
 pub mod organizations;
 pub mod pages;
 pub mod wellknown;
@@ -17,6 +19,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     client::configure(cfg);
     me::configure(cfg);
     organizations::configure(cfg);
+    org_settings::configure(cfg);
+    items::configure(cfg);
     admin::configure(cfg);
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod bad_input;
 mod client_api;
 mod guard;
+mod items;
 mod openapi_doc;
 mod operations;
 mod organizations;

@@ -1,0 +1,235 @@
+//! The `items` table: data owned by an organization, or by one user personally.
+//! Every query takes the [`Scope`]; there is no unscoped item query.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+
+use super::Exec;
+use super::pagination::PageRequest;
+use crate::ids::{IdKind, new_id};
+
+/// Whose items a request may see: the active organization's, or the caller's own
+/// personal ones. It comes from the session, never from the request body or query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Organization(String),
+    Personal { owner_id: String },
+}
+
+impl Scope {
+    /// `(organization id or '', owner id or '')`: the two values every by-id query binds.
+    /// `COALESCE(organization_id, '') = $org AND (organization_id IS NOT NULL OR owner_id = $owner)`
+    /// then matches exactly the scope's rows, with no NULL parameter for the drivers to type.
+    fn binds(&self) -> (&str, &str) {
+        match self {
+            Self::Organization(org) => (org, ""),
+            Self::Personal { owner_id } => ("", owner_id),
+        }
+    }
+
+    pub fn organization_id(&self) -> Option<&str> {
+        match self {
+            Self::Organization(org) => Some(org),
+            Self::Personal { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Item {
+    #[schema(example = "item_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub id: String,
+    /// `null` for personal items.
+    pub organization_id: Option<String>,
+    pub owner_id: String,
+    pub name: String,
+    /// A JSON object.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// Starts at 1 and grows by one with each update; the `ETag`.
+    pub version: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+impl Item {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            organization_id: row.try_get("organization_id")?,
+            owner_id: row.try_get("owner_id")?,
+            name: row.try_get("name")?,
+            data: super::json_column(row.try_get("data")?),
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, organization_id, owner_id, name, data, version, created_at, updated_at"
+    };
+}
+macro_rules! in_scope {
+    () => {
+        "COALESCE(organization_id, '') = $2 AND (organization_id IS NOT NULL OR owner_id = $3)"
+    };
+}
+
+#[tracing::instrument(skip(ex, data))]
+pub async fn insert<'e>(
+    ex: impl Exec<'e>,
+    scope: &Scope,
+    owner_id: &str,
+    name: &str,
+    data: &serde_json::Value,
+    now: i64,
+) -> Result<Item, sqlx::Error> {
+    let item = Item {
+        id: new_id(IdKind::Item),
+        organization_id: scope.organization_id().map(str::to_owned),
+        owner_id: owner_id.to_owned(),
+        name: name.to_owned(),
+        data: data.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO items (id, organization_id, owner_id, name, data, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
+    )
+    .bind(&item.id)
+    .bind(&item.organization_id)
+    .bind(&item.owner_id)
+    .bind(&item.name)
+    .bind(item.data.to_string())
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(item)
+}
+
+#[tracing::instrument(skip(ex))]
+pub async fn find<'e>(ex: impl Exec<'e>, scope: &Scope, id: &str) -> Result<Option<Item>, sqlx::Error> {
+    let (org, owner) = scope.binds();
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM items WHERE id = $1 AND ",
+        in_scope!()
+    ))
+    .bind(id)
+    .bind(org)
+    .bind(owner)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(Item::from_row).transpose()
+}
+
+/// One page of the scope's items, newest first (each scope has an index serving it).
+#[tracing::instrument(skip(ex))]
+pub async fn list<'e>(ex: impl Exec<'e>, scope: &Scope, page: &PageRequest) -> Result<Vec<Item>, sqlx::Error> {
+    let (sql, key) = match scope {
+        Scope::Organization(org) => (
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM items WHERE organization_id = $1 AND (created_at, id) < ($2, $3)
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
+            ),
+            org,
+        ),
+        Scope::Personal { owner_id } => (
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM items WHERE organization_id IS NULL AND owner_id = $1 AND (created_at, id) < ($2, $3)
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
+            ),
+            owner_id,
+        ),
+    };
+    let rows = sqlx::query(sql)
+        .bind(key)
+        .bind(page.before.0)
+        .bind(&page.before.1)
+        .bind(page.limit + 1)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(Item::from_row).collect()
+}
+
+/// What an update found.
+#[derive(Debug)]
+pub enum UpdateOutcome {
+    Updated(Item),
+    NotFound,
+    /// The item exists but its version is not the expected one; nothing changed.
+    VersionMismatch {
+        current: i64,
+    },
+}
+
+/// Applies the given changes and bumps `version`, only if the item is in scope and
+/// (when `expected_version` is given) still at that version: one conditional UPDATE,
+/// so of two racing writers with the same version exactly one wins.
+#[tracing::instrument(skip(conn, data))]
+pub async fn update(
+    conn: &mut sqlx::AnyConnection,
+    scope: &Scope,
+    id: &str,
+    name: Option<&str>,
+    data: Option<&serde_json::Value>,
+    expected_version: Option<i64>,
+    now: i64,
+) -> Result<UpdateOutcome, sqlx::Error> {
+    let (org, owner) = scope.binds();
+    let row = sqlx::query(concat!(
+        "UPDATE items SET name = COALESCE($4, name), data = COALESCE($5, data), version = version + 1, updated_at = $6
+         WHERE id = $1 AND ",
+        in_scope!(),
+        " AND ($7 < 0 OR version = $7) RETURNING ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(org)
+    .bind(owner)
+    .bind(name)
+    .bind(data.map(|d| d.to_string()))
+    .bind(now)
+    .bind(expected_version.unwrap_or(-1))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(UpdateOutcome::Updated(Item::from_row(&row)?));
+    }
+    Ok(match find(&mut *conn, scope, id).await? {
+        Some(item) => UpdateOutcome::VersionMismatch { current: item.version },
+        None => UpdateOutcome::NotFound,
+    })
+}
+
+/// Deletes an item in scope; returns it as it was.
+#[tracing::instrument(skip(ex))]
+pub async fn delete<'e>(ex: impl Exec<'e>, scope: &Scope, id: &str) -> Result<Option<Item>, sqlx::Error> {
+    let (org, owner) = scope.binds();
+    let row = sqlx::query(concat!(
+        "DELETE FROM items WHERE id = $1 AND ",
+        in_scope!(),
+        " RETURNING ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(org)
+    .bind(owner)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(Item::from_row).transpose()
+}
