@@ -1,28 +1,28 @@
-//! Migrations embedded in the binary, one folder per backend where the DDL differs.
+//! Migrations embedded in the binary. The DDL is portable (TEXT ids, BIGINT
+//! milliseconds, JSON as TEXT, partial indexes), so one set serves SQLite and
+//! PostgreSQL; a migration whose DDL had to differ would get a file per backend.
 
 use std::borrow::Cow;
 
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use super::Backend;
-
 macro_rules! migrations {
-    ($dir:literal: $($version:literal => $file:literal),* $(,)?) => {
+    ($($version:literal => $file:literal),* $(,)?) => {
         vec![$(Migration::new(
             $version,
             Cow::Borrowed($file),
             MigrationType::Simple,
-            include_str!(concat!("../../migrations/", $dir, "/", $file, ".sql")).into_sql_str(),
+            include_str!(concat!("../../migrations/", $file, ".sql")).into_sql_str(),
             false,
         )),*]
     };
 }
 
-pub fn migrator(backend: Backend) -> Migrator {
-    let migrations = match backend {
-        Backend::Sqlite => migrations!("sqlite": 1 => "0001_init", 2 => "0002_organizations", 3 => "0003_items"),
-        Backend::Postgres => migrations!("postgres": 1 => "0001_init", 2 => "0002_organizations", 3 => "0003_items"),
-    };
-    Migrator::with_migrations(migrations)
+pub fn migrator() -> Migrator {
+    Migrator::with_migrations(migrations![
+        1 => "0001_init",
+        2 => "0002_organizations",
+        3 => "0003_items",
+    ])
 }

@@ -86,7 +86,7 @@ impl Db {
 
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        migrations::migrator(self.backend).run(&self.pool).await
+        migrations::migrator().run(&self.pool).await
     }
 
     /// A cheap round trip, for `/readyz`.
