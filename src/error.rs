@@ -227,9 +227,17 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> AppError {
             AppError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
         }
         E::ContentType => AppError::UnsupportedMediaType("expected `Content-Type: application/json`".to_owned()),
-        E::Deserialize(e) if e.is_data() => serde_field_error(&e),
-        E::Deserialize(e) => AppError::BadRequest(format!("malformed JSON: {}", strip_position(&e.to_string()))),
+        E::Deserialize(e) => json_body_error(&e),
         other => AppError::BadRequest(format!("could not read the body: {other}")),
+    }
+}
+
+/// A body that did not parse: malformed JSON is 400, JSON of the wrong shape 422.
+pub fn json_body_error(err: &serde_json::Error) -> AppError {
+    if err.is_data() {
+        serde_field_error(err)
+    } else {
+        AppError::BadRequest(format!("malformed JSON: {}", strip_position(&err.to_string())))
     }
 }
 

@@ -18,7 +18,9 @@ use crate::auth::guard::{Authenticator, guard};
 use crate::auth::keys::{KeyError, KeyRing, write_private};
 use crate::auth::policy::RoutePolicy;
 use crate::auth::rate_limit::RateLimiterSet;
+use crate::auth::revocation::{self, RevocationList};
 use crate::auth::throttle::SignInThrottle;
+use crate::auth::tokens::CLOCK_SKEW_SECS;
 use crate::auth::tokens::{SessionTokenIssuer, SessionTokenVerifier};
 use crate::config::Config;
 use crate::db::Db;
@@ -34,6 +36,7 @@ pub struct AppState {
     pub authenticator: Authenticator,
     pub policy: RoutePolicy,
     pub rate_limits: Option<RateLimiterSet>,
+    pub revocations: Arc<RevocationList>,
     pub throttle: SignInThrottle,
     pub metrics: Metrics,
     pub secret_key: String,
@@ -63,7 +66,9 @@ impl AppState {
             Some(url) => RateLimiterSet::redis(config.rate_limit, url).await?,
             None => RateLimiterSet::in_memory(config.rate_limit),
         };
-        Self::assemble(config, db, rate_limits)
+        let state = Self::assemble(config, db, rate_limits)?;
+        state.revocations.catch_up(&state.db).await?;
+        Ok(state)
     }
 
     fn assemble(config: Config, db: Db, rate_limits: Option<RateLimiterSet>) -> Result<Self, StartupError> {
@@ -81,6 +86,10 @@ impl AppState {
             ),
             policy: RoutePolicy::default(),
             rate_limits,
+            // A stopped session's last token may verify for its lifetime plus the skew.
+            revocations: Arc::new(RevocationList::new(
+                config.session_token_lifetime + std::time::Duration::from_secs(CLOCK_SKEW_SECS as u64 + 1),
+            )),
             keys,
             db,
             throttle: SignInThrottle::default(),
@@ -88,6 +97,16 @@ impl AppState {
             secret_key,
             config: Arc::new(config),
         })
+    }
+
+    /// Records that sessions stopped (ended, revoked, expired): their tokens are refused
+    /// from the next request on, here and, on PostgreSQL, on every instance.
+    pub async fn sessions_stopped(&self, ids: &[String]) {
+        self.revocations.insert(ids.iter().map(String::as_str));
+        if let Err(e) = revocation::announce(&self.db, ids).await {
+            // The other instances' 30 s catch-up still learns it from the table.
+            tracing::warn!(error = %e, "could not announce stopped sessions");
+        }
     }
 
     /// The key that signs and encrypts the `__client` cookie, derived from the secret key.
@@ -137,6 +156,13 @@ impl Application {
         let state = web::Data::new(state);
         let server = run(listener, state.clone())?;
         spawn_housekeeping(state.clone());
+        if state.db.backend == crate::db::Backend::Postgres {
+            tokio::spawn(revocation::listen(
+                state.revocations.clone(),
+                state.db.clone(),
+                state.config.database_url.clone(),
+            ));
+        }
         Ok(Self { port, server, state })
     }
 
@@ -154,17 +180,28 @@ impl Application {
     }
 }
 
-/// Periodic upkeep: forgets rate-limit keys whose quota is whole and deletes expired
-/// idempotency keys.
+/// Periodic upkeep, every 30 s: marks sessions past their lifetime as expired, catches
+/// up on revocations (in case a notification was lost), forgets revocations and
+/// rate-limit keys that no longer matter, and deletes expired idempotency keys.
 fn spawn_housekeeping(state: web::Data<AppState>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
+            let now = crate::clock::now_ms();
+            match crate::db::sessions::expire_due(&state.db.pool, now).await {
+                Ok(ids) if !ids.is_empty() => state.sessions_stopped(&ids).await,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not mark expired sessions"),
+            }
+            state.revocations.prune();
+            if let Err(e) = state.revocations.catch_up(&state.db).await {
+                tracing::warn!(error = %e, "revocation catch-up failed");
+            }
             if let Some(limits) = &state.rate_limits {
                 limits.sweep();
             }
-            if let Err(e) = crate::db::idempotency::purge_expired(&state.db.pool, crate::clock::now_ms()).await {
+            if let Err(e) = crate::db::idempotency::purge_expired(&state.db.pool, now).await {
                 tracing::warn!(error = %e, "could not purge expired idempotency keys");
             }
         }

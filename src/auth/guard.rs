@@ -31,6 +31,8 @@ pub enum SignedOutReason {
     InvalidToken(TokenError),
     /// `iat` older than `MAX_TOKEN_AGE`.
     TokenTooOld,
+    /// The token is valid but its session has been signed out or revoked.
+    SessionStopped,
 }
 
 impl SignedOutReason {
@@ -41,6 +43,7 @@ impl SignedOutReason {
             Self::TokenTooOld => {
                 AppError::SessionExpired("the session token is older than MAX_TOKEN_AGE: refresh it".to_owned())
             }
+            Self::SessionStopped => AppError::Unauthorized("the session has been signed out or revoked".to_owned()),
         }
     }
 }
@@ -256,6 +259,10 @@ pub async fn guard(
 
 fn resolve(state: &AppState, token: &str, now: i64) -> AuthState {
     match state.authenticator.authenticate(token, now) {
+        // Revoked sessions are refused on their next request, whatever the token's `exp`.
+        Ok(auth) if state.revocations.contains(&auth.session_id) => {
+            AuthState::SignedOut(SignedOutReason::SessionStopped)
+        }
         Ok(auth) => AuthState::SignedIn(auth),
         Err(reason) => AuthState::SignedOut(reason),
     }

@@ -11,5 +11,6 @@ pub mod permissions;
 pub mod policy;
 pub mod rate_limit;
 pub mod request;
+pub mod revocation;
 pub mod throttle;
 pub mod tokens;

@@ -236,3 +236,58 @@ pub async fn set_verified<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<(
         .await?;
     Ok(())
 }
+
+/// Marks active sessions past their absolute lifetime as expired; returns their ids.
+#[tracing::instrument(skip(ex))]
+pub async fn expire_due<'e>(ex: impl Exec<'e>, now: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE sessions SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expire_at <= $1 RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(|row| row.try_get("id")).collect()
+}
+
+/// A user's live sessions on every device, newest first, one page at a time.
+#[tracing::instrument(skip(ex))]
+pub async fn list_live_for_user<'e>(
+    ex: impl Exec<'e>,
+    user_id: &str,
+    now: i64,
+    page: &super::pagination::PageRequest,
+) -> Result<Vec<Session>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sessions WHERE user_id = $1 AND status = 'active' AND expire_at > $2 AND (created_at, id) < ($3, $4)
+         ORDER BY created_at DESC, id DESC LIMIT $5"
+    ))
+    .bind(user_id)
+    .bind(now)
+    .bind(page.before.0)
+    .bind(&page.before.1)
+    .bind(page.limit + 1)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(Session::from_row).collect()
+}
+
+/// Revokes every active session of a user, except `keep` if given; returns the ids.
+#[tracing::instrument(skip(ex))]
+pub async fn revoke_all_for_user<'e>(
+    ex: impl Exec<'e>,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE sessions SET status = 'revoked', updated_at = $1 WHERE user_id = $2 AND status = 'active' AND id <> $3 RETURNING id",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(keep.unwrap_or(""))
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(|row| row.try_get("id")).collect()
+}

@@ -8,6 +8,7 @@ pub mod me;
 pub mod org_settings;
 pub mod organizations;
 pub mod pages;
+pub mod sessions;
 pub mod wellknown;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     wellknown::configure(cfg);
     client::configure(cfg);
     me::configure(cfg);
+    sessions::configure(cfg);
     organizations::configure(cfg);
     org_settings::configure(cfg);
     items::configure(cfg);

@@ -12,3 +12,4 @@ mod operations;
 mod organizations;
 mod rate_limits;
 mod session_tokens;
+mod sessions;

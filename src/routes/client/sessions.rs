@@ -124,6 +124,9 @@ pub async fn end_session(
         clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
     }
     tx.commit().await?;
+    if ended.is_some() {
+        state.sessions_stopped(std::slice::from_ref(&session.id)).await;
+    }
     let mut response = HttpResponse::Ok();
     if was_current {
         response.cookie(state.cleared_session_cookie());
@@ -153,9 +156,10 @@ pub async fn end_all_sessions(
     let client = current_client(&state, &cookie).await?;
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
-    sessions::end_all_for_client(&mut *tx, &client.id, now).await?;
+    let ended = sessions::end_all_for_client(&mut *tx, &client.id, now).await?;
     clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
     tx.commit().await?;
+    state.sessions_stopped(&ended).await;
     let client = Client {
         last_active_session_id: None,
         ..client
@@ -173,7 +177,12 @@ async fn live_client_session(state: &AppState, cookie: &ClientCookie, sid: &str)
     match session.status {
         SessionStatus::Active if session.expire_at > now => Ok(session),
         SessionStatus::Active | SessionStatus::Expired => {
-            sessions::finish(&state.db.pool, &session.id, SessionStatus::Expired, now).await?;
+            if sessions::finish(&state.db.pool, &session.id, SessionStatus::Expired, now)
+                .await?
+                .is_some()
+            {
+                state.sessions_stopped(std::slice::from_ref(&session.id)).await;
+            }
             Err(AppError::SessionExpired(
                 "the session has expired: sign in again".to_owned(),
             ))
@@ -232,6 +241,8 @@ pub async fn touch_session(
     }
     let now = now_ms();
     sessions::set_active_organization(&state.db.pool, &session.id, target.as_deref(), now).await?;
+    // Touching a session also makes it this device's active one (Clerk's `setActive`).
+    clients::set_last_active_session(&state.db.pool, &session.client_id, Some(&session.id), now).await?;
     sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS).await?;
     session.active_organization_id = target;
     let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;

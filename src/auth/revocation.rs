@@ -1,0 +1,167 @@
+//! Revocation that bites on the next request, without a database read per request.
+//!
+//! A session's tokens live at most the token lifetime (plus skew) after its last
+//! refresh, so the middleware only needs to know the sessions that stopped within that
+//! window: [`RevocationList`] keeps exactly those, in memory. On PostgreSQL every stop
+//! is announced with `NOTIFY`, and every instance's listener adds it to its own list;
+//! after a reconnect (notifications sent meanwhile are lost) and every 30 s, a catch-up
+//! query reads the sessions that stopped within the window.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::PgListener;
+
+use crate::clock::now_ms;
+use crate::db::{Backend, Db};
+
+/// The NOTIFY channel; the payload is a comma-separated list of session ids.
+pub const CHANNEL: &str = "gatehouse_sessions_stopped";
+/// NOTIFY payloads must stay under 8000 bytes.
+const MAX_PAYLOAD: usize = 7000;
+
+pub struct RevocationList {
+    /// Session id → when this instance learned it stopped (Unix ms).
+    entries: RwLock<HashMap<String, i64>>,
+    window_ms: i64,
+}
+
+impl RevocationList {
+    /// `window`: how long a stopped session's tokens may still verify (lifetime + skew).
+    pub fn new(window: Duration) -> Self {
+        Self {
+            entries: RwLock::default(),
+            window_ms: window.as_millis() as i64,
+        }
+    }
+
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+
+    pub fn insert<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let now = now_ms();
+        let mut entries = self.entries.write().expect("revocation lock");
+        for id in ids {
+            entries.entry(id.to_owned()).or_insert(now);
+        }
+    }
+
+    pub fn contains(&self, session_id: &str) -> bool {
+        self.entries.read().expect("revocation lock").contains_key(session_id)
+    }
+
+    /// Forgets sessions whose last token has expired for sure.
+    pub fn prune(&self) {
+        let horizon = now_ms() - self.window_ms;
+        self.entries
+            .write()
+            .expect("revocation lock")
+            .retain(|_, at| *at > horizon);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().expect("revocation lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads the sessions that stopped within the window (start-up, reconnects, timer).
+    pub async fn catch_up(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let since = now_ms() - self.window_ms;
+        let rows =
+            sqlx::query("SELECT id FROM sessions WHERE status IN ('ended', 'revoked', 'expired') AND updated_at > $1")
+                .bind(since)
+                .fetch_all(&db.pool)
+                .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+        self.insert(ids.iter().map(String::as_str));
+        Ok(ids.len())
+    }
+}
+
+/// Tells the other instances (PostgreSQL only) that these sessions stopped.
+pub async fn announce(db: &Db, ids: &[String]) -> Result<(), sqlx::Error> {
+    if db.backend != Backend::Postgres || ids.is_empty() {
+        return Ok(());
+    }
+    let mut payload = String::new();
+    for id in ids {
+        if !payload.is_empty() && payload.len() + id.len() + 1 > MAX_PAYLOAD {
+            notify(db, &payload).await?;
+            payload.clear();
+        }
+        if !payload.is_empty() {
+            payload.push(',');
+        }
+        payload.push_str(id);
+    }
+    notify(db, &payload).await
+}
+
+async fn notify(db: &Db, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(&db.pool)
+        .await
+        .map(|_| ())
+}
+
+/// Listens for other instances' announcements until the process ends, reconnecting
+/// (and catching up) whenever the connection drops.
+pub async fn listen(list: std::sync::Arc<RevocationList>, db: Db, url: String) {
+    loop {
+        match PgListener::connect(&url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %e, "LISTEN failed; retrying");
+                } else {
+                    tracing::info!(channel = CHANNEL, "listening for session revocations");
+                    catch_up_logged(&list, &db).await;
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => list.insert(notification.payload().split(',')),
+                            // The connection dropped and will be re-made: what was sent
+                            // meanwhile is lost, so read it from the table.
+                            Ok(None) => catch_up_logged(&list, &db).await,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "revocation listener failed; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "revocation listener cannot connect; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn catch_up_logged(list: &RevocationList, db: &Db) {
+    if let Err(e) = list.catch_up(db).await {
+        tracing::warn!(error = %e, "revocation catch-up query failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_live_for_the_window() {
+        let list = RevocationList::new(Duration::from_millis(30));
+        list.insert(["sess_a", "sess_b"]);
+        assert!(list.contains("sess_a") && list.contains("sess_b") && !list.contains("sess_c"));
+        list.prune();
+        assert_eq!(list.len(), 2);
+        std::thread::sleep(Duration::from_millis(40));
+        list.prune();
+        assert!(list.is_empty());
+    }
+}
