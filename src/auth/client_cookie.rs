@@ -12,6 +12,10 @@ const CLIENT_ID_KEY: &str = "client_id";
 pub struct ClientCookie(Session);
 
 impl ClientCookie {
+    pub fn new(session: Session) -> Self {
+        Self(session)
+    }
+
     /// The client id this device's cookie holds, if any.
     pub fn client_id(&self) -> Option<String> {
         self.0.get::<String>(CLIENT_ID_KEY).ok().flatten()

@@ -17,7 +17,8 @@ use super::context::{AuthObject, Check};
 use super::permissions::ADMIN_ROLE;
 use super::policy::{RouteClass, is_api_path};
 use super::rate_limit::RateLimitStatus;
-use super::request::client_ip;
+use super::client_cookie::ClientCookie;
+use super::request::{client_ip, is_trusted_origin};
 use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, TokenError};
 use crate::clock::now_secs;
 use crate::error::AppError;
@@ -183,7 +184,9 @@ pub async fn guard(
     let class = state.policy.classify(&path);
     let now = now_secs();
 
-    let (resolved, via_cookie) = match (class, credentials(&req)) {
+    let credentials = credentials(&req);
+    let has_bearer = matches!(credentials, Credentials::Bearer(_));
+    let (mut resolved, via_cookie) = match (class, credentials) {
         // The Backend API has its own guard; a secret key is not a session token.
         (RouteClass::Backend, _) | (_, Credentials::None) => {
             (AuthState::SignedOut(SignedOutReason::NoCredentials), false)
@@ -191,6 +194,20 @@ pub async fn guard(
         (_, Credentials::Bearer(token)) => (resolve(&state, token, now), false),
         (_, Credentials::Cookie(token)) => (resolve(&state, &token, now), true),
     };
+
+    // Clerk's handshake, done in one server: a page whose `__session` is missing or
+    // stale, on a device whose `__client` still holds a live session, gets a fresh token
+    // in place instead of a trip to the sign-in page.
+    let mut fresh_session_cookie = None;
+    if class == RouteClass::Protected
+        && !is_api_path(&path)
+        && !has_bearer
+        && matches!(resolved, AuthState::SignedOut(_))
+        && let Some((auth, jwt)) = handshake(&req, &state, now).await
+    {
+        resolved = AuthState::SignedIn(auth);
+        fresh_session_cookie = Some(state.session_cookie(jwt));
+    }
 
     let decision = match (&resolved, class) {
         (_, RouteClass::Public | RouteClass::Backend) => Ok(()),
@@ -213,7 +230,7 @@ pub async fn guard(
     // A session carried by a cookie may not change state from another origin (CSRF).
     if via_cookie && class != RouteClass::Public && !is_safe(req.method()) {
         let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        if !origin.is_some_and(|o| state.config.is_origin_allowed(o)) {
+        if !origin.is_some_and(|o| is_trusted_origin(req.request(), &state.config, o)) {
             let error =
                 AppError::Forbidden("a cookie-authenticated change needs a same-origin Origin header".to_owned());
             return Ok(req.into_response(error.error_response()).map_into_right_body());
@@ -248,6 +265,11 @@ pub async fn guard(
     if let Some(status) = rate {
         add_rate_headers(response.response_mut(), status);
     }
+    if let Some(cookie) = fresh_session_cookie
+        && let Err(e) = response.response_mut().add_cookie(&cookie)
+    {
+        tracing::warn!(error = %e, "could not set the refreshed __session cookie");
+    }
     if let Some(user_id) = user_id
         && is_api_path(&path)
         && let Ok(value) = HeaderValue::from_str(&user_id)
@@ -255,6 +277,25 @@ pub async fn guard(
         response.headers_mut().insert(X_USER_ID, value);
     }
     Ok(response.map_into_left_body())
+}
+
+/// A fresh session token for the device's active session, if it is live.
+async fn handshake(req: &ServiceRequest, state: &AppState, now: i64) -> Option<(Arc<AuthObject>, String)> {
+    use actix_session::SessionExt;
+    let client_id = ClientCookie::new(req.get_session()).client_id()?;
+    let pool = &state.db.pool;
+    let client = crate::db::clients::find(pool, &client_id).await.ok().flatten()?;
+    let session = crate::db::sessions::find(pool, &client.last_active_session_id?).await.ok().flatten()?;
+    if session.client_id != client.id
+        || !session.is_live(crate::clock::now_ms())
+        || state.revocations.contains(&session.id)
+    {
+        return None;
+    }
+    let jwt = state.session_token(&session, None).await.ok()?;
+    let auth = state.authenticator.authenticate(&jwt, now).ok()?;
+    state.metrics.incr("handshakes");
+    Some((auth, jwt))
 }
 
 fn resolve(state: &AppState, token: &str, now: i64) -> AuthState {

@@ -8,6 +8,7 @@
 /// Reachable without a session (the session, if any, is still resolved).
 pub const PUBLIC_ROUTES: &[&str] = &[
     "/",
+    "/assets(.*)",
     "/sign-in(.*)",
     "/sign-up(.*)",
     "/healthz",
@@ -30,11 +31,12 @@ pub const ADMIN_ROUTES: &[&str] = &["/api/admin(.*)"];
 /// Guarded by the Backend API secret key, not by a session.
 pub const BACKEND_ROUTES: &[&str] = &["/backend(.*)"];
 
-/// Not counted by the rate limiter: probes, docs and keys.
+/// Not counted by the rate limiter: probes, static assets, docs and keys.
 pub const RATE_LIMIT_EXEMPT: &[&str] = &[
     "/healthz",
     "/readyz",
     "/metrics",
+    "/assets(.*)",
     "/swagger-ui(.*)",
     "/openapi.json",
     "/.well-known(.*)",

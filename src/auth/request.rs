@@ -31,12 +31,13 @@ impl ClientContext {
             None => None,
             Some(value) => {
                 let origin = value.to_str().unwrap_or_default();
-                if !state.config.is_origin_allowed(origin) {
+                if !is_trusted_origin(req, &state.config, origin) {
                     return Err(AppError::Forbidden(
                         "cross-origin request refused: Origin is not an allowed origin".to_owned(),
                     ));
                 }
-                Some(origin.to_owned())
+                // Only configured origins become `azp` (the verifier checks it against them).
+                state.config.is_origin_allowed(origin).then(|| origin.to_owned())
             }
         };
         let cross_site = req
@@ -57,6 +58,24 @@ impl ClientContext {
             origin,
         })
     }
+}
+
+/// An `Origin` that may change state with this request's cookies: one of
+/// `ALLOWED_ORIGINS`, or this server's own origin (a same-origin page, whatever port it
+/// was started on). A cross-site page cannot forge either: browsers set `Origin`.
+pub fn is_trusted_origin(req: &HttpRequest, config: &crate::config::Config, origin: &str) -> bool {
+    if config.is_origin_allowed(origin) {
+        return true;
+    }
+    let own = if config.trust_proxy_headers {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    } else {
+        let scheme = if req.app_config().secure() { "https" } else { "http" };
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        format!("{scheme}://{host}")
+    };
+    origin == own
 }
 
 /// The peer address, or the proxy-reported client when `TRUST_PROXY_HEADERS` is on.

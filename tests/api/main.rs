@@ -10,6 +10,7 @@ mod items;
 mod openapi_doc;
 mod operations;
 mod organizations;
+mod pages;
 mod rate_limits;
 mod session_tokens;
 mod sessions;

@@ -1,0 +1,166 @@
+// The account page: the seeds' SessionManager and SessionList on the client API.
+// It keeps its session token fresh by refreshing before the token expires.
+"use strict";
+
+const state = { sid: null, jwt: null, refreshTimer: null };
+
+const $ = (id) => document.getElementById(id);
+const when = (ms) => new Date(ms).toLocaleString();
+
+function showError(message) {
+  $("error").textContent = message || "";
+}
+
+function claims(jwt) {
+  const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(part));
+}
+
+async function call(method, path, body, { bearer = true } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (bearer && state.jwt) headers.authorization = `Bearer ${state.jwt}`;
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) {
+    location.assign("/sign-in?redirect_url=" + encodeURIComponent(location.href));
+    throw new Error("signed out");
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new Error((data && data.message) || `HTTP ${response.status}`);
+  return data;
+}
+
+function useToken(jwt) {
+  state.jwt = jwt;
+  clearTimeout(state.refreshTimer);
+  // Refresh ten seconds before expiry (tokens live about a minute).
+  const wait = Math.max(5, claims(jwt).exp - Date.now() / 1000 - 10) * 1000;
+  state.refreshTimer = setTimeout(refresh, wait);
+}
+
+async function refresh() {
+  try {
+    const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/tokens`, undefined, { bearer: false });
+    useToken(jwt);
+    await render();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function sessionItem(session) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.dataset.sessionId = session.id;
+  const text = document.createElement("div");
+  const id = document.createElement("code");
+  id.textContent = session.id;
+  text.append(id);
+  if (session.current) {
+    const mark = document.createElement("strong");
+    mark.className = "current-marker";
+    mark.textContent = " (current)";
+    text.append(mark);
+  }
+  const detail = document.createElement("div");
+  detail.className = "muted";
+  detail.textContent = `${session.user_agent || "unknown device"} · ${session.ip_address || "?"} · last active ${when(session.last_active_at)}`;
+  text.append(detail);
+  const revoke = document.createElement("button");
+  revoke.type = "button";
+  revoke.className = "danger revoke";
+  revoke.textContent = session.current ? "Sign out" : "Revoke";
+  revoke.setAttribute("aria-label", `${revoke.textContent} session ${session.id}`);
+  revoke.addEventListener("click", async () => {
+    try {
+      await call("POST", `/api/me/sessions/${session.id}/revoke`);
+      if (session.current) return location.assign("/sign-in");
+      await render();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  li.append(text, revoke);
+  return li;
+}
+
+async function render() {
+  const [me, profile, sessions, orgs] = await Promise.all([
+    call("GET", "/api/me"),
+    call("GET", "/api/me/profile"),
+    call("GET", "/api/me/sessions?limit=100"),
+    call("GET", "/api/me/organizations"),
+  ]);
+  const current = sessions.data.find((s) => s.current);
+  $("user-email").textContent = profile.email;
+  $("current-session-id").textContent = me.session_id;
+  if (current) {
+    $("current-created").textContent = when(current.created_at);
+    $("current-last-active").textContent = when(current.last_active_at);
+    $("current-expires").textContent = when(current.expire_at);
+  }
+  const activeOrg = orgs.data.find((o) => o.organization.id === me.org_id);
+  $("current-org").textContent = activeOrg ? `${activeOrg.organization.name} (${me.org_role})` : "Personal account";
+  const switcher = $("org-switcher");
+  switcher.replaceChildren(new Option("Personal account", ""));
+  for (const { organization, role } of orgs.data) {
+    switcher.append(new Option(`${organization.name} · ${role}`, organization.id));
+  }
+  switcher.value = me.org_id || "";
+  $("sessions").replaceChildren(...sessions.data.map(sessionItem));
+  $("status").textContent = `${sessions.data.length} active session${sessions.data.length === 1 ? "" : "s"}`;
+  document.body.dataset.ready = "true";
+}
+
+async function start() {
+  const client = await call("GET", "/v1/client", undefined, { bearer: false });
+  state.sid = client.last_active_session_id;
+  if (!state.sid) return location.assign("/sign-in?redirect_url=" + encodeURIComponent(location.href));
+  const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/tokens`, undefined, { bearer: false });
+  useToken(jwt);
+  await render();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("sign-out").addEventListener("click", async () => {
+    try {
+      await call("POST", `/v1/client/sessions/${state.sid}/end`, undefined, { bearer: false });
+    } finally {
+      location.assign("/sign-in");
+    }
+  });
+  $("sign-out-all").addEventListener("click", async () => {
+    try {
+      await call("POST", "/api/me/sessions/revoke-all", { keep_current: false });
+    } catch (_) { /* signed out either way */ }
+    location.assign("/sign-in");
+  });
+  $("org-switcher").addEventListener("change", async (event) => {
+    try {
+      const id = event.target.value || null;
+      const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/touch`, { active_organization_id: id }, { bearer: false });
+      useToken(jwt);
+      await render();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  $("org-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const org = await call("POST", "/api/organizations", { name: $("org-name").value.trim() });
+      $("org-name").value = "";
+      const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/touch`, { active_organization_id: org.id }, { bearer: false });
+      useToken(jwt);
+      await render();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  start().catch((error) => showError(error.message));
+});
