@@ -13,11 +13,11 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use aws_lc_rs::digest;
 
+use super::client_cookie::ClientCookie;
 use super::context::{AuthObject, Check};
 use super::permissions::ADMIN_ROLE;
 use super::policy::{RouteClass, is_api_path};
 use super::rate_limit::RateLimitStatus;
-use super::client_cookie::ClientCookie;
 use super::request::{client_ip, is_trusted_origin};
 use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, TokenError};
 use crate::clock::now_secs;
@@ -285,7 +285,10 @@ async fn handshake(req: &ServiceRequest, state: &AppState, now: i64) -> Option<(
     let client_id = ClientCookie::new(req.get_session()).client_id()?;
     let pool = &state.db.pool;
     let client = crate::db::clients::find(pool, &client_id).await.ok().flatten()?;
-    let session = crate::db::sessions::find(pool, &client.last_active_session_id?).await.ok().flatten()?;
+    let session = crate::db::sessions::find(pool, &client.last_active_session_id?)
+        .await
+        .ok()
+        .flatten()?;
     if session.client_id != client.id
         || !session.is_live(crate::clock::now_ms())
         || state.revocations.contains(&session.id)

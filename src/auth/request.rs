@@ -72,7 +72,11 @@ pub fn is_trusted_origin(req: &HttpRequest, config: &crate::config::Config, orig
         format!("{}://{}", info.scheme(), info.host())
     } else {
         let scheme = if req.app_config().secure() { "https" } else { "http" };
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
         format!("{scheme}://{host}")
     };
     origin == own

@@ -6,9 +6,18 @@ use actix_web::{HttpResponse, web};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(|| page(include_str!("../../static/home.html"))))
-        .route("/sign-in", web::get().to(|| page(include_str!("../../static/sign-in.html"))))
-        .route("/sign-up", web::get().to(|| page(include_str!("../../static/sign-in.html"))))
-        .route("/account", web::get().to(|| page(include_str!("../../static/account.html"))))
+        .route(
+            "/sign-in",
+            web::get().to(|| page(include_str!("../../static/sign-in.html"))),
+        )
+        .route(
+            "/sign-up",
+            web::get().to(|| page(include_str!("../../static/sign-in.html"))),
+        )
+        .route(
+            "/account",
+            web::get().to(|| page(include_str!("../../static/account.html"))),
+        )
         .route("/assets/{file}", web::get().to(asset));
 }
 
@@ -28,10 +37,23 @@ async fn page(html: &'static str) -> HttpResponse {
 
 async fn asset(file: web::Path<String>) -> HttpResponse {
     let (body, content_type) = match file.as_str() {
-        "gatehouse.css" => (include_str!("../../static/assets/gatehouse.css"), "text/css; charset=utf-8"),
-        "sign-in.js" => (include_str!("../../static/assets/sign-in.js"), "text/javascript; charset=utf-8"),
-        "account.js" => (include_str!("../../static/assets/account.js"), "text/javascript; charset=utf-8"),
-        _ => return actix_web::ResponseError::error_response(&crate::error::AppError::NotFound("no such asset".to_owned())),
+        "gatehouse.css" => (
+            include_str!("../../static/assets/gatehouse.css"),
+            "text/css; charset=utf-8",
+        ),
+        "sign-in.js" => (
+            include_str!("../../static/assets/sign-in.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "account.js" => (
+            include_str!("../../static/assets/account.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => {
+            return actix_web::ResponseError::error_response(&crate::error::AppError::NotFound(
+                "no such asset".to_owned(),
+            ));
+        }
     };
     HttpResponse::Ok()
         .content_type(content_type)

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod browser;
 mod client_api;
 mod guard;
 mod items;
@@ -14,3 +15,4 @@ mod pages;
 mod rate_limits;
 mod session_tokens;
 mod sessions;
+mod webdriver;

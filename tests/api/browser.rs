@@ -1,0 +1,113 @@
+//! The pages in a real browser (headless Chromium): sign up, sign in from a second
+//! device, see both sessions, revoke the other, switch organization, sign out
+//! everywhere. A screenshot of the account page is kept in `target/browser-artifacts/`.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, email, spawn_app};
+use crate::webdriver::Driver;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_page_end_to_end() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let address = email();
+
+    // Device A: the account page sends a signed-out visitor to sign in, keeping the way back.
+    let a = driver.browser().await;
+    a.goto(&app.url("/account")).await;
+    a.wait_for_url("/sign-in?redirect_url=").await;
+    a.click("#switch").await;
+    a.wait_for_url("/sign-up?redirect_url=").await;
+    a.type_into("#email", &address).await;
+    a.type_into("#first_name", "Ada").await;
+    a.type_into("#password", PASSWORD).await;
+    a.click("#submit").await;
+    a.wait_for_url("/account").await;
+    a.wait_for("the account page", "return document.body.dataset.ready === 'true'")
+        .await;
+    let shown = a
+        .run("return document.getElementById('user-email').textContent", json!([]))
+        .await;
+    assert_eq!(shown, json!(address));
+
+    // Device B signs in with the same account.
+    let b = driver.browser().await;
+    b.goto(&app.url("/sign-in")).await;
+    b.type_into("#email", &address).await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("#submit").await;
+    b.wait_for_url("/account").await;
+    b.wait_for("B's account page", "return document.body.dataset.ready === 'true'")
+        .await;
+
+    // A sees two sessions, its own marked current, and revokes B's.
+    a.goto(&app.url("/account")).await;
+    a.wait_for(
+        "two sessions",
+        "return document.querySelectorAll('#sessions li').length === 2",
+    )
+    .await;
+    let marked = a
+        .run(
+            "return document.querySelectorAll('#sessions .current-marker').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(marked, json!(1));
+    a.click("#sessions li:not(:has(.current-marker)) button.revoke").await;
+    a.wait_for(
+        "one session left",
+        "return document.querySelectorAll('#sessions li').length === 1",
+    )
+    .await;
+
+    // B's next page load finds its session revoked and goes to sign-in.
+    b.goto(&app.url("/account")).await;
+    b.wait_for_url("/sign-in").await;
+
+    // A creates an organization, which becomes active, then switches to the personal account and back.
+    a.type_into("#org-name", "Acme").await;
+    a.click("#org-form button").await;
+    a.wait_for(
+        "Acme active",
+        "return document.getElementById('current-org').textContent.startsWith('Acme (org:admin)')",
+    )
+    .await;
+    a.run(
+        "const s = document.getElementById('org-switcher'); s.value = ''; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    )
+    .await;
+    a.wait_for(
+        "the personal account",
+        "return document.getElementById('current-org').textContent === 'Personal account'",
+    )
+    .await;
+    a.run(
+        "const s = document.getElementById('org-switcher'); s.value = s.options[1].value; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    )
+    .await;
+    a.wait_for(
+        "Acme again",
+        "return document.getElementById('current-org').textContent.startsWith('Acme')",
+    )
+    .await;
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    a.screenshot(&artifacts.join("account.png")).await;
+
+    // Sign out everywhere: A lands on sign-in and stays signed out.
+    a.click("#sign-out-all").await;
+    a.wait_for_url("/sign-in").await;
+    a.goto(&app.url("/account")).await;
+    a.wait_for_url("/sign-in?redirect_url=").await;
+    let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status = 'active'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(active, 0);
+
+    a.close().await;
+    b.close().await;
+}
