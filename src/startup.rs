@@ -40,6 +40,8 @@ pub struct AppState {
     pub throttle: SignInThrottle,
     pub metrics: Metrics,
     pub secret_key: String,
+    /// Background tasks (housekeeping, the revocation listener), stopped with the server.
+    background: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,7 @@ impl AppState {
             metrics: Metrics::default(),
             secret_key,
             config: Arc::new(config),
+            background: Default::default(),
         })
     }
 
@@ -106,6 +109,18 @@ impl AppState {
         if let Err(e) = revocation::announce(&self.db, ids).await {
             // The other instances' 30 s catch-up still learns it from the table.
             tracing::warn!(error = %e, "could not announce stopped sessions");
+        }
+    }
+
+    fn spawn_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        self.background.lock().expect("background lock").push(handle);
+    }
+
+    /// Stops the background tasks (after the server has stopped, or when a test ends).
+    pub fn stop_background(&self) {
+        for task in self.background.lock().expect("background lock").drain(..) {
+            task.abort();
         }
     }
 
@@ -155,9 +170,9 @@ impl Application {
             .port();
         let state = web::Data::new(state);
         let server = run(listener, state.clone())?;
-        spawn_housekeeping(state.clone());
+        state.spawn_background(housekeeping(state.clone()));
         if state.db.backend == crate::db::Backend::Postgres {
-            tokio::spawn(revocation::listen(
+            state.spawn_background(revocation::listen(
                 state.revocations.clone(),
                 state.db.clone(),
                 state.config.database_url.clone(),
@@ -174,17 +189,25 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests.
+    /// A handle that stops the server (tests use it to shut an instance down).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests and stops the
+    /// background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.stop_background();
+        result
     }
 }
 
 /// Periodic upkeep, every 30 s: marks sessions past their lifetime as expired, catches
 /// up on revocations (in case a notification was lost), forgets revocations and
 /// rate-limit keys that no longer matter, and deletes expired idempotency keys.
-fn spawn_housekeeping(state: web::Data<AppState>) {
-    tokio::spawn(async move {
+async fn housekeeping(state: web::Data<AppState>) {
+    {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
@@ -205,7 +228,7 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
                 tracing::warn!(error = %e, "could not purge expired idempotency keys");
             }
         }
-    });
+    }
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {

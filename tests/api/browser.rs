@@ -34,7 +34,8 @@ async fn account_page_end_to_end() {
     // Device B signs in with the same account.
     let b = driver.browser().await;
     // A redirect_url to another origin is ignored: after sign-in B lands on /account.
-    b.goto(&app.url("/sign-in?redirect_url=https%3A%2F%2Fevil.example%2Fphish")).await;
+    b.goto(&app.url("/sign-in?redirect_url=https%3A%2F%2Fevil.example%2Fphish"))
+        .await;
     b.type_into("#email", &address).await;
     b.type_into("#password", PASSWORD).await;
     b.click("#submit").await;

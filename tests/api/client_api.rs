@@ -143,7 +143,15 @@ async fn sign_in_adds_a_session_to_this_client(backend: Backend) {
     // Switching the active session of the device (Clerk's setActive) is a touch.
     let touched = app.switch_org(&app.client, &first.session_id, None).await;
     assert_eq!(touched.status(), 200);
-    let client: Value = app.client.get(app.url("/v1/client")).send().await.unwrap().json().await.unwrap();
+    let client: Value = app
+        .client
+        .get(app.url("/v1/client"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(client["last_active_session_id"], first.session_id.as_str());
 }
 

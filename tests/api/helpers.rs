@@ -73,6 +73,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
+    server: actix_web::dev::ServerHandle,
     dir: PathBuf,
     drop_database: Option<(String, String)>,
 }
@@ -124,11 +125,13 @@ pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
     let app = Application::build(config).await.expect("the app builds");
     let port = app.port();
     let state = app.state();
+    let server = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: cookie_client(),
         state,
+        server,
         dir,
         drop_database,
     }
@@ -155,20 +158,31 @@ pub fn cookie_client() -> reqwest::Client {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        if let Some((admin_url, name)) = self.drop_database.take() {
-            // Drop on a thread of its own: Drop cannot await, and the test's runtime is ending.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
+        // Stop everything that could reconnect to the database before dropping it.
+        self.state.stop_background();
+        let server = self.server.clone();
+        let drop_database = self.drop_database.take();
+        // On a thread of its own: Drop cannot await, and the test's runtime is ending.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                server.stop(false).await;
+                if let Some((admin_url, name)) = drop_database {
                     let url = with_database(&admin_url, &name);
-                    let _ = sqlx::Any::force_drop_database(&url).await;
-                });
-            })
-            .join();
-        }
+                    for _ in 0..20 {
+                        match sqlx::Any::force_drop_database(&url).await {
+                            Ok(()) => break,
+                            Err(e) => eprintln!("dropping {name}: {e}"),
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            });
+        })
+        .join();
     }
 }
 
