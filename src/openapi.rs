@@ -10,6 +10,8 @@ use utoipa_actix_web::AppExt;
 
 /// Security scheme of the session token (`Authorization: Bearer <jwt>`).
 pub const SESSION_TOKEN: &str = "session_token";
+/// Security scheme of the Backend API (`Authorization: Bearer <SECRET_KEY>`).
+pub const SECRET_KEY: &str = "secret_key";
 /// Security scheme of the `__client` cookie used by the client API.
 pub const CLIENT_COOKIE: &str = "client_cookie";
 
@@ -28,6 +30,7 @@ pub const CLIENT_COOKIE: &str = "client_cookie";
         (name = "organizations", description = "Organizations the user creates."),
         (name = "items", description = "Data of the active organization, or the personal account's own."),
         (name = "admin", description = "Administration of the active organization (role `org:admin`)."),
+        (name = "backend", description = "Backend API, server to server: `Authorization: Bearer <SECRET_KEY>`."),
         (name = "operations", description = "Health, readiness, metrics and keys."),
     )
 )]
@@ -45,6 +48,17 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some("A session token from `/v1/sign-in`, `/v1/sign-up` or a refresh."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SECRET_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The Backend API secret key (`SECRET_KEY`; printed at start in development).",
+                    ))
                     .build(),
             ),
         );

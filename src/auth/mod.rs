@@ -1,6 +1,7 @@
 //! The auth core: keys, tokens, passwords, throttling and the request context the
 //! client API needs.
 
+pub mod backend;
 pub mod client_cookie;
 pub mod context;
 pub mod extractors;
@@ -12,5 +13,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod request;
 pub mod revocation;
+pub mod shortcodes;
+pub mod template_tokens;
 pub mod throttle;
 pub mod tokens;

@@ -140,6 +140,7 @@ pub async fn list_for_user<'e>(ex: impl Exec<'e>, user_id: &str) -> Result<Vec<(
 pub struct OrgContext {
     pub organization_id: String,
     pub slug: String,
+    pub name: String,
     pub role: String,
     pub permissions: Vec<String>,
 }
@@ -152,7 +153,7 @@ pub async fn org_context<'e>(
     organization_id: &str,
 ) -> Result<Option<OrgContext>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT o.id, o.slug, m.role, r.permissions FROM memberships m
+        "SELECT o.id, o.slug, o.name, m.role, r.permissions FROM memberships m
          JOIN organizations o ON o.id = m.organization_id
          JOIN roles r ON r.id = m.role
          WHERE m.user_id = $1 AND m.organization_id = $2",
@@ -165,6 +166,7 @@ pub async fn org_context<'e>(
         Ok(OrgContext {
             organization_id: row.try_get("id")?,
             slug: row.try_get("slug")?,
+            name: row.try_get("name")?,
             role: row.try_get("role")?,
             permissions: parse_permissions(row.try_get("permissions")?),
         })

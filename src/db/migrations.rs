@@ -24,5 +24,6 @@ pub fn migrator() -> Migrator {
         1 => "0001_init",
         2 => "0002_organizations",
         3 => "0003_items",
+        4 => "0004_templates",
     ])
 }

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod events;
 pub mod idempotency;
 pub mod items;
+pub mod jwt_templates;
 pub mod memberships;
 mod migrations;
 pub mod org_settings;

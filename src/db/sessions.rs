@@ -291,3 +291,24 @@ pub async fn revoke_all_for_user<'e>(
     .await?;
     rows.iter().map(|row| row.try_get("id")).collect()
 }
+
+/// A user's sessions in every status, newest first, one page at a time (Backend API).
+#[tracing::instrument(skip(ex))]
+pub async fn list_for_user<'e>(
+    ex: impl Exec<'e>,
+    user_id: &str,
+    page: &super::pagination::PageRequest,
+) -> Result<Vec<Session>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sessions WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+    ))
+    .bind(user_id)
+    .bind(page.before.0)
+    .bind(&page.before.1)
+    .bind(page.limit + 1)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(Session::from_row).collect()
+}

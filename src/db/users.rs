@@ -110,3 +110,44 @@ pub async fn find_by_email<'e>(ex: impl Exec<'e>, email: &str) -> Result<Option<
     .await?;
     row.as_ref().map(User::from_row).transpose()
 }
+
+/// One page of users, newest first (Backend API).
+#[tracing::instrument(skip(ex))]
+pub async fn list<'e>(ex: impl Exec<'e>, page: &super::pagination::PageRequest) -> Result<Vec<User>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM users WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+    ))
+    .bind(page.before.0)
+    .bind(&page.before.1)
+    .bind(page.limit + 1)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(User::from_row).collect()
+}
+
+/// Replaces the given fields (Backend API); `None` leaves a field as it is.
+#[tracing::instrument(skip(ex, public_metadata))]
+pub async fn update<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    public_metadata: Option<&serde_json::Value>,
+    now: i64,
+) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "UPDATE users SET first_name = COALESCE($1, first_name), last_name = COALESCE($2, last_name),
+             public_metadata = COALESCE($3, public_metadata), updated_at = $4 WHERE id = $5 RETURNING ",
+        columns!()
+    ))
+    .bind(first_name)
+    .bind(last_name)
+    .bind(public_metadata.map(|m| m.to_string()))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(User::from_row).transpose()
+}

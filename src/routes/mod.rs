@@ -1,6 +1,7 @@
 //! The HTTP layer, one folder or file per area; each exposes `configure`.
 
 pub mod admin;
+pub mod backend;
 pub mod client;
 pub mod health;
 pub mod items;
@@ -9,6 +10,7 @@ pub mod org_settings;
 pub mod organizations;
 pub mod pages;
 pub mod sessions;
+pub mod tokens;
 pub mod wellknown;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -24,6 +26,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     org_settings::configure(cfg);
     items::configure(cfg);
     admin::configure(cfg);
+    tokens::configure(cfg);
+    backend::configure(cfg);
 }
 
 /// Routes that are not part of the API document: pages and Swagger UI itself.

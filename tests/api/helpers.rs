@@ -116,7 +116,7 @@ pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
         ("PORT", "0".into()),
         ("DATA_DIR", dir.display().to_string()),
         ("SIGNING_KEY", signing_key().to_owned()),
-        ("SECRET_KEY", "sk_test_integration_tests_secret_key_0123456789".into()),
+        ("SECRET_KEY", SECRET_KEY.into()),
         ("ISSUER", "http://gatehouse.test".into()),
         ("ALLOWED_ORIGINS", "http://localhost:3000,http://app.test".into()),
     ]);
@@ -328,4 +328,13 @@ impl TestApp {
 /// The PEM that signs this test binary's tokens (for forging attack tokens).
 pub fn test_signing_key() -> &'static str {
     signing_key()
+}
+
+/// The Backend API secret the test apps run with.
+pub const SECRET_KEY: &str = "sk_test_integration_tests_secret_key_0123456789";
+
+impl TestApp {
+    pub async fn backend(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Response {
+        self.send_bearer(method, path, SECRET_KEY, body).await
+    }
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod backend_api;
 mod bad_input;
 mod browser;
 mod client_api;

@@ -37,6 +37,13 @@ fn guarded_operations_declare_their_security() {
                         "{method} {path} must name org:admin"
                     );
                 }
+                gatehouse::auth::policy::RouteClass::Backend => {
+                    let security = security.unwrap_or_else(|| panic!("{method} {path} has no security"));
+                    assert!(
+                        security.iter().any(|s| s.get("secret_key").is_some()),
+                        "{method} {path}"
+                    );
+                }
                 _ => {}
             }
         }

@@ -63,3 +63,8 @@ async fn tokens_verify_with_jwks_and_carry_v2_claims(backend: Backend) {
     assert!(claims.get("azp").is_none(), "no Origin, no azp");
     assert!(claims.get("o").is_none(), "no active organization, no `o`");
 }
+
+/// The header of a token, unverified.
+pub fn header_of(jwt: &str) -> Value {
+    segment(jwt, 0)
+}

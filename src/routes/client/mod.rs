@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::end_session)
         .service(sessions::end_all_sessions)
         .service(sessions::touch_session)
-        .service(sessions::verify_session);
+        .service(sessions::verify_session)
+        .service(sessions::template_token);
 }
 
 /// The session cookie read by the middleware after the `Authorization` header.
@@ -92,6 +93,10 @@ impl AppState {
                 }
             }
         }
+        let org_id = org.as_ref().map(|o| o.id.clone());
+        let custom = self
+            .custom_session_claims(&session.user_id, &session.id, org_id.as_deref())
+            .await?;
         let input = crate::auth::tokens::SessionTokenInput {
             user_id: &session.user_id,
             session_id: &session.id,
@@ -99,7 +104,7 @@ impl AppState {
             last_verified_at_ms: session.last_verified_at,
             org,
             fea,
-            custom: Default::default(),
+            custom,
         };
         let token = self
             .issuer

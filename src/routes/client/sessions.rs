@@ -308,3 +308,41 @@ pub async fn verify_session(
         .cookie(state.session_cookie(jwt.clone()))
         .json(AuthSessionResponse { session, jwt }))
 }
+
+/// A token from a JWT template for a live session of this device (Clerk's
+/// `getToken({ template })`). Unlike session tokens it is not set as `__session`: it
+/// is meant for another service, and it is not a session token.
+#[utoipa::path(
+    tag = "client",
+    security(("client_cookie" = [])),
+    params(("sid" = String, Path, description = "Session id"), ("template" = String, Path, description = "Template name")),
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such session on this device, or no such template", body = ErrorBody),
+    )
+)]
+#[post("/v1/client/sessions/{sid}/tokens/{template}")]
+#[tracing::instrument(skip_all, fields(sid = %path.0, template = %path.1))]
+pub async fn template_token(
+    state: web::Data<AppState>,
+    _ctx: ClientContext,
+    cookie: ClientCookie,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<TokenResponse>> {
+    let (sid, name) = path.into_inner();
+    let session = live_client_session(&state, &cookie, &sid).await?;
+    let template = crate::db::jwt_templates::find_by_name(&state.db.pool, &name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no JWT template named `{name}`")))?;
+    let ctx = state
+        .template_context(
+            &session.user_id,
+            Some(&session.id),
+            session.active_organization_id.as_deref(),
+        )
+        .await?;
+    let jwt = state.template_token(&template, &ctx, now_ms())?;
+    Ok(web::Json(TokenResponse { jwt }))
+}

@@ -1,0 +1,15 @@
+//! The Backend API (`/backend/v1/…`): server to server, `Authorization: Bearer <SECRET_KEY>`.
+//! Every handler takes [`crate::auth::backend::BackendKey`], so the requirement is in its
+//! signature, and declares the `secret_key` security scheme.
+
+mod jwt_templates;
+mod sessions;
+mod users;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    jwt_templates::configure(cfg);
+    users::configure(cfg);
+    sessions::configure(cfg);
+}
