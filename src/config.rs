@@ -56,6 +56,8 @@ impl RateLimit {
 pub struct ClerkConfig {
     pub jwt_key: Option<String>,
     pub jwks_url: Option<String>,
+    /// Seconds between JWKS refetches caused by an unknown `kid` (the cache itself lives 5 minutes).
+    pub jwks_min_refetch: Duration,
     pub issuer: Option<String>,
     pub authorized_parties: Vec<String>,
     pub webhook_signing_secret: Option<String>,
@@ -168,10 +170,19 @@ impl Config {
         let clerk = ClerkConfig {
             jwt_key: var("CLERK_JWT_KEY"),
             jwks_url: var("CLERK_JWKS_URL"),
+            jwks_min_refetch: Duration::from_secs(parse_or(&var, "CLERK_JWKS_MIN_REFETCH", 30u64, &mut problems)),
             issuer: var("CLERK_ISSUER"),
             authorized_parties: var("CLERK_AUTHORIZED_PARTIES").map(|v| list(&v)).unwrap_or_default(),
             webhook_signing_secret: var("CLERK_WEBHOOK_SIGNING_SECRET"),
         };
+        if clerk.jwt_key.is_some() && clerk.jwks_url.is_some() {
+            problems.push("CLERK_JWT_KEY and CLERK_JWKS_URL: set one, not both".to_owned());
+        }
+        if let Some(url) = &clerk.jwks_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push("CLERK_JWKS_URL: must be an http(s) URL".to_owned());
+        }
         if (clerk.jwt_key.is_some() || clerk.jwks_url.is_some()) && clerk.issuer.is_none() {
             problems.push("CLERK_ISSUER: required when CLERK_JWT_KEY or CLERK_JWKS_URL is set".to_owned());
         }

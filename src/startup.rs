@@ -13,6 +13,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
 
+use crate::auth::clerk::ClerkVerifier;
 use crate::auth::client_cookie::CLIENT_COOKIE;
 use crate::auth::guard::{Authenticator, guard};
 use crate::auth::keys::{KeyError, KeyRing, write_private};
@@ -53,6 +54,8 @@ pub enum StartupError {
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error(transparent)]
+    Clerk(#[from] crate::auth::clerk::ClerkKeyError),
+    #[error(transparent)]
     Redis(#[from] crate::auth::rate_limit::RedisUnavailable),
     #[error("could not listen on {0}: {1}")]
     Bind(String, #[source] std::io::Error),
@@ -84,6 +87,7 @@ impl AppState {
             issuer: SessionTokenIssuer::new(keys.clone(), config.issuer.clone(), lifetime),
             authenticator: Authenticator::new(
                 SessionTokenVerifier::new(keys.clone(), config.issuer.clone(), config.allowed_origins.clone()),
+                ClerkVerifier::from_config(&config.clerk, &config.allowed_origins)?,
                 config.max_token_age.map(|age| age.as_secs() as i64),
             ),
             policy: RoutePolicy::default(),

@@ -13,13 +13,14 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use aws_lc_rs::digest;
 
+use super::clerk::{ClerkError, ClerkVerifier};
 use super::client_cookie::ClientCookie;
 use super::context::{AuthObject, Check};
 use super::permissions::ADMIN_ROLE;
 use super::policy::{RouteClass, is_api_path};
 use super::rate_limit::RateLimitStatus;
 use super::request::{client_ip, is_trusted_origin};
-use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, TokenError};
+use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, TokenError, UnverifiedToken};
 use crate::clock::now_secs;
 use crate::error::AppError;
 use crate::routes::client::SESSION_COOKIE;
@@ -34,6 +35,8 @@ pub enum SignedOutReason {
     TokenTooOld,
     /// The token is valid but its session has been signed out or revoked.
     SessionStopped,
+    /// A Clerk token, and Clerk's keys cannot be fetched (and none are cached).
+    KeysUnavailable,
 }
 
 impl SignedOutReason {
@@ -45,6 +48,9 @@ impl SignedOutReason {
                 AppError::SessionExpired("the session token is older than MAX_TOKEN_AGE: refresh it".to_owned())
             }
             Self::SessionStopped => AppError::Unauthorized("the session has been signed out or revoked".to_owned()),
+            Self::KeysUnavailable => AppError::ServiceUnavailable(
+                "Clerk's signing keys cannot be fetched right now: retry shortly".to_owned(),
+            ),
         }
     }
 }
@@ -102,31 +108,43 @@ impl VerifiedTokenCache {
     }
 }
 
-/// Turns a bearer token into an [`AuthObject`], through the cache.
+/// Turns a bearer token into an [`AuthObject`], through the cache: our own session
+/// tokens, and (when configured) a Clerk instance's, by the issuer they claim.
 pub struct Authenticator {
     verifier: SessionTokenVerifier,
+    clerk: Option<ClerkVerifier>,
     cache: VerifiedTokenCache,
     max_token_age: Option<i64>,
 }
 
 impl Authenticator {
-    pub fn new(verifier: SessionTokenVerifier, max_token_age: Option<i64>) -> Self {
+    pub fn new(verifier: SessionTokenVerifier, clerk: Option<ClerkVerifier>, max_token_age: Option<i64>) -> Self {
         Self {
             verifier,
+            clerk,
             cache: VerifiedTokenCache::default(),
             max_token_age,
         }
     }
 
-    pub fn authenticate(&self, token: &str, now: i64) -> Result<Arc<AuthObject>, SignedOutReason> {
+    pub async fn authenticate(&self, token: &str, now: i64) -> Result<Arc<AuthObject>, SignedOutReason> {
         let key = VerifiedTokenCache::key(token);
         let auth = match self.cache.get(&key, now) {
             Some(auth) => auth,
             None => {
-                let claims = self
-                    .verifier
-                    .verify(token, now)
-                    .map_err(SignedOutReason::InvalidToken)?;
+                let parsed = UnverifiedToken::parse(token).map_err(SignedOutReason::InvalidToken)?;
+                let claims = match &self.clerk {
+                    Some(clerk) if clerk.claims_to_issue(&parsed) => {
+                        clerk.verify(&parsed, now).await.map_err(|e| match e {
+                            ClerkError::Token(e) => SignedOutReason::InvalidToken(e),
+                            ClerkError::KeysUnavailable => SignedOutReason::KeysUnavailable,
+                        })?
+                    }
+                    _ => self
+                        .verifier
+                        .verify_parsed(&parsed, now)
+                        .map_err(SignedOutReason::InvalidToken)?,
+                };
                 let auth = Arc::new(AuthObject::from_claims(&claims));
                 self.cache.insert(key, auth.clone(), now);
                 auth
@@ -191,8 +209,8 @@ pub async fn guard(
         (RouteClass::Backend, _) | (_, Credentials::None) => {
             (AuthState::SignedOut(SignedOutReason::NoCredentials), false)
         }
-        (_, Credentials::Bearer(token)) => (resolve(&state, token, now), false),
-        (_, Credentials::Cookie(token)) => (resolve(&state, &token, now), true),
+        (_, Credentials::Bearer(token)) => (resolve(&state, token, now).await, false),
+        (_, Credentials::Cookie(token)) => (resolve(&state, &token, now).await, true),
     };
 
     // Clerk's handshake, done in one server: a page whose `__session` is missing or
@@ -296,13 +314,13 @@ async fn handshake(req: &ServiceRequest, state: &AppState, now: i64) -> Option<(
         return None;
     }
     let jwt = state.session_token(&session, None).await.ok()?;
-    let auth = state.authenticator.authenticate(&jwt, now).ok()?;
+    let auth = state.authenticator.authenticate(&jwt, now).await.ok()?;
     state.metrics.incr("handshakes");
     Some((auth, jwt))
 }
 
-fn resolve(state: &AppState, token: &str, now: i64) -> AuthState {
-    match state.authenticator.authenticate(token, now) {
+async fn resolve(state: &AppState, token: &str, now: i64) -> AuthState {
+    match state.authenticator.authenticate(token, now).await {
         // Revoked sessions are refused on their next request, whatever the token's `exp`.
         Ok(auth) if state.revocations.contains(&auth.session_id) => {
             AuthState::SignedOut(SignedOutReason::SessionStopped)
@@ -358,11 +376,11 @@ mod tests {
     use crate::auth::keys::{KeyRing, generate_pem};
     use crate::auth::tokens::{SessionTokenInput, SessionTokenIssuer};
 
-    #[test]
-    fn tokens_are_verified_once_then_served_from_the_cache() {
+    #[tokio::test]
+    async fn tokens_are_verified_once_then_served_from_the_cache() {
         let keys = Arc::new(KeyRing::from_pems(&("k".into(), generate_pem().unwrap()), &[]).unwrap());
         let issuer = SessionTokenIssuer::new(keys.clone(), "iss".into(), 60);
-        let authenticator = Authenticator::new(SessionTokenVerifier::new(keys, "iss".into(), vec![]), Some(30));
+        let authenticator = Authenticator::new(SessionTokenVerifier::new(keys, "iss".into(), vec![]), None, Some(30));
         let now_ms = crate::clock::now_ms();
         let now = now_ms / 1000;
         let token = issuer
@@ -379,20 +397,20 @@ mod tests {
                 now_ms,
             )
             .unwrap();
-        let first = authenticator.authenticate(&token, now).unwrap();
-        let second = authenticator.authenticate(&token, now).unwrap();
+        let first = authenticator.authenticate(&token, now).await.unwrap();
+        let second = authenticator.authenticate(&token, now).await.unwrap();
         assert!(Arc::ptr_eq(&first, &second), "the second lookup is the cached object");
         assert_eq!(authenticator.cache().len(), 1);
         assert_eq!(
-            authenticator.authenticate(&token, now + 31).unwrap_err(),
+            authenticator.authenticate(&token, now + 31).await.unwrap_err(),
             SignedOutReason::TokenTooOld
         );
         // Past exp (+ skew) the cached entry is dead and verification refuses the token.
         assert!(matches!(
-            authenticator.authenticate(&token, now + 70),
+            authenticator.authenticate(&token, now + 70).await,
             Err(SignedOutReason::InvalidToken(TokenError::Expired))
         ));
-        assert!(authenticator.authenticate("garbage", now).is_err());
+        assert!(authenticator.authenticate("garbage", now).await.is_err());
         assert_eq!(authenticator.cache().len(), 1, "failures are not cached");
     }
 

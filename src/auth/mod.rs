@@ -2,6 +2,7 @@
 //! client API needs.
 
 pub mod backend;
+pub mod clerk;
 pub mod client_cookie;
 pub mod context;
 pub mod extractors;

@@ -230,33 +230,91 @@ impl SessionTokenVerifier {
     }
 
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<SessionClaims, TokenError> {
+        self.verify_parsed(&UnverifiedToken::parse(token)?, now_secs)
+    }
+
+    pub fn verify_parsed(&self, token: &UnverifiedToken<'_>, now_secs: i64) -> Result<SessionClaims, TokenError> {
+        let kid = token.kid().ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.verification_key(kid).ok_or(TokenError::UnknownKey)?;
+        let claims = token.verify_with(&key.decoding, key.algorithm)?;
+        check_claims(
+            &claims,
+            &self.issuer,
+            now_secs,
+            |azp| self.allowed_origins.iter().any(|o| o == azp),
+            false,
+        )?;
+        Ok(claims)
+    }
+}
+
+/// A compact JWS whose header has been read and nothing verified yet. Session-token
+/// verifiers (ours and Clerk's) share it: the key is chosen by `kid`, and the token's
+/// `alg` must be the key's own.
+pub struct UnverifiedToken<'a> {
+    parts: TokenParts<'a>,
+    header: Header,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Splits and reads the header; template tokens are refused here.
+    pub fn parse(token: &'a str) -> Result<Self, TokenError> {
         let parts = split_token(token)?;
         let header: Header = decode_segment(parts.header)?;
         if header.cat.as_deref() == Some(TEMPLATE_TOKEN_CATEGORY) {
             return Err(TokenError::WrongCategory);
         }
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.verification_key(kid).ok_or(TokenError::UnknownKey)?;
-        if header.alg != algorithm_name(key.algorithm) {
+        Ok(Self { parts, header })
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
+    /// The `iss` the payload claims, unverified: it only picks which verifier to ask.
+    pub fn claimed_issuer(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        decode_segment::<Iss>(self.parts.payload).ok().and_then(|p| p.iss)
+    }
+
+    /// Checks the signature with `key` (whose algorithm the token must name) and
+    /// decodes the claims.
+    pub fn verify_with(
+        &self,
+        key: &jsonwebtoken::DecodingKey,
+        algorithm: Algorithm,
+    ) -> Result<SessionClaims, TokenError> {
+        if self.header.alg != algorithm_name(algorithm) {
             return Err(TokenError::AlgorithmMismatch);
         }
-        let valid =
-            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &key.decoding, key.algorithm)
-                .map_err(|_| TokenError::BadSignature)?;
+        let valid = jsonwebtoken::crypto::verify(self.parts.signature, self.parts.message.as_bytes(), key, algorithm)
+            .map_err(|_| TokenError::BadSignature)?;
         if !valid {
             return Err(TokenError::BadSignature);
         }
-        let claims: SessionClaims = decode_segment(parts.payload)?;
-        if claims.iss != self.issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        check_times(claims.exp, claims.nbf, claims.iat, now_secs)?;
-        if let Some(azp) = &claims.azp
-            && !self.allowed_origins.iter().any(|o| o == azp)
-        {
-            return Err(TokenError::ForeignAuthorizedParty);
-        }
-        Ok(claims)
+        decode_segment(self.parts.payload)
+    }
+}
+
+/// `iss`, the times and `azp` (`azp_required`: it must be present).
+pub fn check_claims(
+    claims: &SessionClaims,
+    issuer: &str,
+    now_secs: i64,
+    azp_allowed: impl Fn(&str) -> bool,
+    azp_required: bool,
+) -> Result<(), TokenError> {
+    if claims.iss != issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    check_times(claims.exp, claims.nbf, claims.iat, now_secs)?;
+    match &claims.azp {
+        Some(azp) if !azp_allowed(azp) => Err(TokenError::ForeignAuthorizedParty),
+        None if azp_required => Err(TokenError::ForeignAuthorizedParty),
+        _ => Ok(()),
     }
 }
 
@@ -435,6 +493,66 @@ mod tests {
             &"x".repeat(MAX_TOKEN_LEN + 1),
         ] {
             assert!(verifier.verify(junk, now_s).is_err(), "{junk}");
+        }
+    }
+
+    /// Property: no input makes token parsing or verification panic: random text, and
+    /// well-formed segments holding random JSON-ish headers and payloads.
+    #[test]
+    fn no_token_input_panics() {
+        let keys = ring();
+        let (_, verifier) = pair(&keys);
+        let pieces = [
+            "{",
+            "}",
+            "\"alg\"",
+            ":",
+            "\"RS256\"",
+            "\"none\"",
+            ",",
+            "\"kid\"",
+            "null",
+            "[",
+            "]",
+            "1e999",
+            "\"\\u0000\"",
+            "\"cat\"",
+            "\"cl_B7d4PD222AAA\"",
+            "\"iss\"",
+            "-1",
+            "true",
+            "\"exp\"",
+            "99999999999999999999",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut segment = || -> String {
+            let n = (next() % 12) as usize;
+            let text: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            if next() % 2 == 0 {
+                URL_SAFE_NO_PAD.encode(text)
+            } else {
+                text
+            }
+        };
+        for i in 0..20_000 {
+            let token = match i % 4 {
+                0 => segment(),
+                1 => format!("{}.{}", segment(), segment()),
+                _ => format!("{}.{}.{}", segment(), segment(), segment()),
+            };
+            if let Ok(parsed) = UnverifiedToken::parse(&token) {
+                let _ = parsed.claimed_issuer();
+                let _ = parsed.kid();
+            }
+            assert!(verifier.verify(&token, 1_700_000_000).is_err());
         }
     }
 }

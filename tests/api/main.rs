@@ -6,6 +6,7 @@ mod helpers;
 mod backend_api;
 mod bad_input;
 mod browser;
+mod clerk;
 mod client_api;
 mod guard;
 mod items;
