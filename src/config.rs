@@ -88,6 +88,8 @@ pub struct Config {
     /// Take the client IP from `X-Forwarded-For` / `Forwarded` (only behind a proxy you run).
     pub trust_proxy_headers: bool,
     pub clerk: ClerkConfig,
+    /// First retry delay of outgoing webhooks (doubles per attempt, with jitter).
+    pub webhook_retry_base: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gatehouse.db";
@@ -163,6 +165,7 @@ impl Config {
         let signing_key = var("SIGNING_KEY");
         let signing_keys_dir = var("SIGNING_KEYS_DIR").map(PathBuf::from);
         let trust_proxy_headers = parse_or(&var, "TRUST_PROXY_HEADERS", false, &mut problems);
+        let webhook_retry_base = Duration::from_millis(parse_or(&var, "WEBHOOK_RETRY_BASE_MS", 5000u64, &mut problems));
         let data_dir = var("DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir_for(&database_url));
@@ -223,6 +226,7 @@ impl Config {
             redis_url: var("REDIS_URL"),
             trust_proxy_headers,
             clerk,
+            webhook_retry_base,
         })
     }
 

@@ -89,6 +89,8 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    InvalidSignature(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -125,6 +127,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::InvalidSignature(_) => ErrorCode::InvalidSignature,
             Self::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Misconfigured(_) | Self::Internal(_) => ErrorCode::Internal,
         }

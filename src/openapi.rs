@@ -31,6 +31,7 @@ pub const CLIENT_COOKIE: &str = "client_cookie";
         (name = "items", description = "Data of the active organization, or the personal account's own."),
         (name = "admin", description = "Administration of the active organization (role `org:admin`)."),
         (name = "backend", description = "Backend API, server to server: `Authorization: Bearer <SECRET_KEY>`."),
+        (name = "webhooks", description = "Incoming webhooks (Clerk, Svix-signed)."),
         (name = "operations", description = "Health, readiness, metrics and keys."),
     )
 )]

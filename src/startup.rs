@@ -43,6 +43,9 @@ pub struct AppState {
     pub secret_key: String,
     /// Background tasks (housekeeping, the revocation listener), stopped with the server.
     background: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Tells the webhook worker to finish its batch and stop.
+    outbox_shutdown: tokio::sync::watch::Sender<bool>,
+    outbox_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,8 @@ impl AppState {
             secret_key,
             config: Arc::new(config),
             background: Default::default(),
+            outbox_shutdown: tokio::sync::watch::channel(false).0,
+            outbox_task: Default::default(),
         })
     }
 
@@ -121,7 +126,25 @@ impl AppState {
         self.background.lock().expect("background lock").push(handle);
     }
 
-    /// Stops the background tasks (after the server has stopped, or when a test ends).
+    /// Lets the webhook worker finish the deliveries in flight (up to 30 s), then stops
+    /// the other background tasks.
+    pub async fn shut_down(&self) {
+        let _ = self.outbox_shutdown.send(true);
+        let task = self.outbox_task.lock().expect("outbox lock").take();
+        if let Some(task) = task
+            && tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "webhook deliveries still in flight after 30 s; their leases will expire and they will be retried"
+            );
+        }
+        self.stop_background();
+    }
+
+    /// Stops the background tasks at once (a test ending; deliveries in flight are
+    /// abandoned as in a crash, and retried when their lease ends).
     pub fn stop_background(&self) {
         for task in self.background.lock().expect("background lock").drain(..) {
             task.abort();
@@ -175,6 +198,16 @@ impl Application {
         let state = web::Data::new(state);
         let server = run(listener, state.clone())?;
         state.spawn_background(housekeeping(state.clone()));
+        let outbox = tokio::spawn(crate::webhooks::outbox::run(
+            state.clone(),
+            state.outbox_shutdown.subscribe(),
+        ));
+        state
+            .background
+            .lock()
+            .expect("background lock")
+            .push(outbox.abort_handle());
+        *state.outbox_task.lock().expect("outbox lock") = Some(outbox);
         if state.db.backend == crate::db::Backend::Postgres {
             state.spawn_background(revocation::listen(
                 state.revocations.clone(),
@@ -202,7 +235,7 @@ impl Application {
     /// background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.state.stop_background();
+        self.state.shut_down().await;
         result
     }
 }

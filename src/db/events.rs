@@ -1,17 +1,41 @@
 //! The `events` table: the transactional outbox. Each change worth reporting writes its
 //! event in the same transaction, so an event exists exactly when its change does.
 
-use super::Exec;
 use crate::ids::{IdKind, new_id};
 
 /// Event types written today (the outgoing-webhooks worker delivers them).
 pub const ITEM_CREATED: &str = "item.created";
 pub const ITEM_UPDATED: &str = "item.updated";
 pub const ITEM_DELETED: &str = "item.deleted";
+pub const USER_CREATED: &str = "user.created";
+pub const SESSION_CREATED: &str = "session.created";
+pub const SESSION_ENDED: &str = "session.ended";
+pub const SESSION_REVOKED: &str = "session.revoked";
+pub const ORGANIZATION_CREATED: &str = "organization.created";
+pub const MEMBERSHIP_CREATED: &str = "organizationMembership.created";
+pub const MEMBERSHIP_UPDATED: &str = "organizationMembership.updated";
+pub const MEMBERSHIP_DELETED: &str = "organizationMembership.deleted";
 
-#[tracing::instrument(skip(ex, data))]
-pub async fn record<'e>(
-    ex: impl Exec<'e>,
+/// Every type an endpoint can subscribe to.
+pub const ALL_TYPES: &[&str] = &[
+    USER_CREATED,
+    SESSION_CREATED,
+    SESSION_ENDED,
+    SESSION_REVOKED,
+    ORGANIZATION_CREATED,
+    MEMBERSHIP_CREATED,
+    MEMBERSHIP_UPDATED,
+    MEMBERSHIP_DELETED,
+    ITEM_CREATED,
+    ITEM_UPDATED,
+    ITEM_DELETED,
+];
+
+/// Records an event and, in the same transaction, one pending delivery per endpoint
+/// subscribed to its type.
+#[tracing::instrument(skip(conn, data))]
+pub async fn record(
+    conn: &mut sqlx::AnyConnection,
     event_type: &str,
     organization_id: Option<&str>,
     user_id: Option<&str>,
@@ -28,7 +52,8 @@ pub async fn record<'e>(
     .bind(user_id)
     .bind(data.to_string())
     .bind(now)
-    .execute(ex)
+    .execute(&mut *conn)
     .await?;
+    super::webhooks::fan_out(&mut *conn, &id, event_type, now).await?;
     Ok(id)
 }

@@ -25,5 +25,6 @@ pub fn migrator() -> Migrator {
         2 => "0002_organizations",
         3 => "0003_items",
         4 => "0004_templates",
+        5 => "0005_webhooks",
     ])
 }

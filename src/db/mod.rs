@@ -13,7 +13,9 @@ pub mod organizations;
 pub mod pagination;
 pub mod roles;
 pub mod sessions;
+pub mod sync;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

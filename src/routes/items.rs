@@ -232,7 +232,7 @@ async fn try_create(
     let item = items::insert(&mut *tx, scope, &auth.user_id, name, data, now).await?;
     let item_json = serde_json::to_value(&item).map_err(|e| sqlx::Error::Encode(e.into()))?;
     events::record(
-        &mut *tx,
+        &mut tx,
         events::ITEM_CREATED,
         item.organization_id.as_deref(),
         Some(&auth.user_id),
@@ -387,7 +387,7 @@ async fn update_item(
     };
     let item_json = serde_json::to_value(&item).map_err(AppError::internal)?;
     events::record(
-        &mut *tx,
+        &mut tx,
         events::ITEM_UPDATED,
         item.organization_id.as_deref(),
         Some(&auth.user_id),
@@ -423,7 +423,7 @@ async fn delete_item(state: web::Data<AppState>, auth: Auth, id: web::Path<Strin
     let item = items::delete(&mut *tx, &scope, &id).await?.ok_or_else(not_found)?;
     let data = serde_json::json!({"id": item.id, "organization_id": item.organization_id, "owner_id": item.owner_id, "deleted": true});
     events::record(
-        &mut *tx,
+        &mut tx,
         events::ITEM_DELETED,
         item.organization_id.as_deref(),
         Some(&auth.user_id),

@@ -11,6 +11,7 @@ pub mod organizations;
 pub mod pages;
 pub mod sessions;
 pub mod tokens;
+pub mod webhooks;
 pub mod wellknown;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     admin::configure(cfg);
     tokens::configure(cfg);
     backend::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 /// Routes that are not part of the API document: pages and Swagger UI itself.

@@ -9,7 +9,7 @@ use crate::auth::extractors::Auth;
 use crate::auth::permissions::ADMIN_ROLE;
 use crate::clock::now_ms;
 use crate::db::organizations::Organization;
-use crate::db::{memberships, organizations};
+use crate::db::{events, memberships, organizations};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
 use crate::startup::AppState;
 
@@ -107,7 +107,27 @@ async fn create_organization(
     let org = organizations::insert(&mut *tx, name, &slug, &auth.user_id, now)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("the slug `{slug}` is taken")))?;
-    memberships::insert(&mut *tx, &org.id, &auth.user_id, ADMIN_ROLE, now).await?;
+    let membership_id = memberships::insert(&mut *tx, &org.id, &auth.user_id, ADMIN_ROLE, now).await?;
+    let org_json = serde_json::to_value(&org).map_err(AppError::internal)?;
+    events::record(
+        &mut tx,
+        events::ORGANIZATION_CREATED,
+        Some(&org.id),
+        Some(&auth.user_id),
+        &org_json,
+        now,
+    )
+    .await?;
+    let membership = serde_json::json!({"id": membership_id, "organization_id": org.id, "user_id": auth.user_id, "role": ADMIN_ROLE});
+    events::record(
+        &mut tx,
+        events::MEMBERSHIP_CREATED,
+        Some(&org.id),
+        Some(&auth.user_id),
+        &membership,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(org))
 }

@@ -338,3 +338,12 @@ impl TestApp {
         self.send_bearer(method, path, SECRET_KEY, body).await
     }
 }
+
+impl TestApp {
+    /// Stops this instance (server and background work) but keeps its database, as a
+    /// crash or a deploy would.
+    pub async fn stop(&self) {
+        self.state.stop_background();
+        self.server.stop(false).await;
+    }
+}

@@ -18,3 +18,4 @@ mod rate_limits;
 mod session_tokens;
 mod sessions;
 mod webdriver;
+mod webhooks;

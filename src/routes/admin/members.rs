@@ -10,7 +10,7 @@ use crate::auth::permissions::ADMIN_ROLE;
 use crate::clock::now_ms;
 use crate::db::memberships::{self, Membership};
 use crate::db::pagination::{Page, PageQuery};
-use crate::db::{organizations, roles, users};
+use crate::db::{events, organizations, roles, users};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
 use crate::ids::{IdKind, has_prefix};
 use crate::startup::AppState;
@@ -25,6 +25,27 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// Removing a member is sensitive: the admin's password must have been proven within
 /// this many minutes (else 403 `reverification_required`).
 pub const REMOVE_MEMBER_REVERIFY_MINUTES: i64 = 10;
+
+/// Records a membership event in the change's transaction.
+async fn record(
+    conn: &mut sqlx::AnyConnection,
+    event_type: &str,
+    membership: &Membership,
+    actor: &str,
+    now: i64,
+) -> AppResult<()> {
+    let data = serde_json::to_value(membership).map_err(AppError::internal)?;
+    events::record(
+        conn,
+        event_type,
+        Some(&membership.organization_id),
+        Some(actor),
+        &data,
+        now,
+    )
+    .await?;
+    Ok(())
+}
 
 /// Members of the active organization, newest first.
 #[utoipa::path(
@@ -115,12 +136,15 @@ async fn add_member(
     check_role(&state, &body.role).await?;
     let user = user.ok_or_else(|| AppError::NotFound("no such user".to_owned()))?;
     let now = now_ms();
-    memberships::insert(&state.db.pool, &admin.org_id, &user.id, &body.role, now)
+    let mut tx = state.db.pool.begin().await?;
+    memberships::insert(&mut *tx, &admin.org_id, &user.id, &body.role, now)
         .await
         .on_unique_violation(|| AppError::Conflict("the user is already a member".to_owned()))?;
-    let membership = memberships::find(&state.db.pool, &admin.org_id, &user.id)
+    let membership = memberships::find(&mut *tx, &admin.org_id, &user.id)
         .await?
         .ok_or_else(|| AppError::internal("a membership vanished right after its insert"))?;
+    record(&mut tx, events::MEMBERSHIP_CREATED, &membership, &admin.user_id, now).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(membership))
 }
 
@@ -167,6 +191,7 @@ async fn update_member(
     let updated = memberships::find(&mut *tx, &admin.org_id, &user_id)
         .await?
         .ok_or_else(|| AppError::internal("a membership vanished inside its transaction"))?;
+    record(&mut tx, events::MEMBERSHIP_UPDATED, &updated, &admin.user_id, now).await?;
     tx.commit().await?;
     Ok(web::Json(updated))
 }
@@ -205,6 +230,7 @@ async fn remove_member(
         ));
     }
     memberships::delete(&mut *tx, &admin.org_id, &user_id).await?;
+    record(&mut tx, events::MEMBERSHIP_DELETED, &current, &admin.user_id, now).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,6 +5,7 @@
 mod jwt_templates;
 mod sessions;
 mod users;
+mod webhook_endpoints;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -12,4 +13,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     jwt_templates::configure(cfg);
     users::configure(cfg);
     sessions::configure(cfg);
+    webhook_endpoints::configure(cfg);
 }

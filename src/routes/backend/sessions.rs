@@ -6,9 +6,8 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::backend::BackendKey;
-use crate::clock::now_ms;
 use crate::db::pagination::{Page, PageQuery};
-use crate::db::sessions::{self, Session, SessionStatus};
+use crate::db::sessions::{self, Session};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::ids::{IdKind, has_prefix};
 use crate::routes::client::SessionResponse;
@@ -75,10 +74,7 @@ async fn revoke_session(
         return Err(not_found());
     }
     let session = sessions::find(&state.db.pool, &sid).await?.ok_or_else(not_found)?;
-    let revoked = sessions::finish(&state.db.pool, &session.id, SessionStatus::Revoked, now_ms()).await?;
-    if revoked.is_some() {
-        state.sessions_stopped(std::slice::from_ref(&session.id)).await;
-    }
+    let revoked = crate::routes::sessions::revoke(&state, &session.id).await?;
     Ok(web::Json(SessionResponse {
         session: revoked.unwrap_or(session),
     }))

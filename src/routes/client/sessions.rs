@@ -9,7 +9,7 @@ use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::db::clients::Client;
 use crate::db::sessions::{Session, SessionStatus};
-use crate::db::{clients, memberships, sessions, users};
+use crate::db::{clients, events, memberships, sessions, users};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::ids::{IdKind, has_prefix};
 use crate::startup::AppState;
@@ -119,6 +119,10 @@ pub async fn end_session(
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
     let ended = sessions::finish(&mut *tx, &session.id, SessionStatus::Ended, now).await?;
+    if let Some(ended) = &ended {
+        let data = serde_json::to_value(ended).map_err(AppError::internal)?;
+        events::record(&mut tx, events::SESSION_ENDED, None, Some(&ended.user_id), &data, now).await?;
+    }
     let was_current = client.last_active_session_id.as_deref() == Some(session.id.as_str());
     if ended.is_some() && was_current {
         clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
@@ -157,6 +161,10 @@ pub async fn end_all_sessions(
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
     let ended = sessions::end_all_for_client(&mut *tx, &client.id, now).await?;
+    for id in &ended {
+        let data = serde_json::json!({"id": id, "status": "ended", "client_id": client.id});
+        events::record(&mut tx, events::SESSION_ENDED, None, None, &data, now).await?;
+    }
     clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
     tx.commit().await?;
     state.sessions_stopped(&ended).await;

@@ -13,7 +13,7 @@ use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::db::sessions::{NewSession, Session};
 use crate::db::users::{NewUser, User, normalize_email};
-use crate::db::{clients, sessions, users};
+use crate::db::{clients, events, sessions, users};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
 use crate::startup::AppState;
 
@@ -82,6 +82,8 @@ pub async fn sign_up(
     let user = users::insert(&mut *tx, new_user, now)
         .await
         .on_unique_violation(|| AppError::field("email", "is already taken"))?;
+    let user_json = serde_json::to_value(&user).map_err(AppError::internal)?;
+    events::record(&mut tx, events::USER_CREATED, None, Some(&user.id), &user_json, now).await?;
     let session = open_session(&state, &mut tx, &cookie, &user, &ctx, now).await?;
     tx.commit().await?;
     state.metrics.incr("sign_ups");
@@ -176,6 +178,8 @@ async fn open_session(
     };
     let session = sessions::insert(&mut **tx, new_session, now).await?;
     clients::set_last_active_session(&mut **tx, &client.id, Some(&session.id), now).await?;
+    let session_json = serde_json::to_value(&session).map_err(AppError::internal)?;
+    events::record(tx, events::SESSION_CREATED, None, Some(&user.id), &session_json, now).await?;
     Ok(session)
 }
 

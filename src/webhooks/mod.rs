@@ -1,0 +1,5 @@
+//! Webhooks both ways: Clerk's (Svix-signed) events in, Gatehouse's own events out.
+
+pub mod clerk;
+pub mod outbox;
+pub mod signature;

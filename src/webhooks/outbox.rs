@@ -1,0 +1,163 @@
+//! The outgoing-webhooks worker: claims due deliveries, signs them with Standard
+//! Webhooks headers, sends them, and settles each attempt: delivered, retried with
+//! exponential backoff and jitter, or given up after [`MAX_ATTEMPTS`]. Every instance
+//! runs one; they share the work through the claim query.
+
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use tokio::sync::watch;
+
+use super::signature::WebhookSecret;
+use crate::clock::now_ms;
+use crate::db::webhooks::{self, AttemptOutcome, Claimed};
+use crate::startup::AppState;
+
+/// Attempts per delivery before it is marked `failed`.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// Consecutive failed attempts after which an endpoint is marked `failing`.
+pub const FAILING_AFTER: i64 = 5;
+/// Deliveries claimed per round.
+const BATCH: i64 = 32;
+/// How long a claim holds before another worker may take the delivery again.
+const LEASE_MS: i64 = 60_000;
+/// The longest wait between attempts.
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+/// How often an idle worker looks for due deliveries.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped at an hour,
+/// times a random factor in [0.75, 1.25) so that retries from many deliveries spread out.
+pub fn backoff_ms(base_ms: i64, attempt: i64) -> i64 {
+    let exponential = base_ms
+        .saturating_mul(1 << (attempt - 1).clamp(0, 30))
+        .min(MAX_BACKOFF_MS);
+    let mut random = [0u8; 2];
+    crate::ids::random_bytes(&mut random);
+    let factor = 0.75 + f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX) * 0.5;
+    (exponential as f64 * factor) as i64
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client builds")
+}
+
+/// Runs until `shutdown` turns true; a batch in flight is finished first.
+pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let http = http_client();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let now = now_ms();
+        let due = webhooks::any_due(&state.db, now).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not look for due webhook deliveries");
+            false
+        });
+        let claimed = if !due {
+            Vec::new()
+        } else {
+            match webhooks::claim_due(&state.db, now, now + LEASE_MS, BATCH).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim webhook deliveries");
+                    Vec::new()
+                }
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let sends: Vec<_> = claimed
+            .into_iter()
+            .map(|c| tokio::spawn(deliver(state.clone(), http.clone(), c)))
+            .collect();
+        for send in sends {
+            let _ = send.await;
+        }
+    }
+}
+
+async fn deliver(state: web::Data<AppState>, http: reqwest::Client, claimed: Claimed) {
+    let body = serde_json::json!({
+        "id": claimed.event_id,
+        "object": "event",
+        "type": claimed.event_type,
+        "timestamp": claimed.event_created_at,
+        "data": serde_json::from_str::<serde_json::Value>(&claimed.payload).unwrap_or_default(),
+    })
+    .to_string();
+    let started = Instant::now();
+    let result = match WebhookSecret::parse(&claimed.secret) {
+        Ok(secret) => {
+            let timestamp = crate::clock::now_secs();
+            let signature = secret.sign(&claimed.event_id, timestamp, body.as_bytes());
+            http.post(&claimed.url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &claimed.event_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let now = now_ms();
+    let delivered = matches!(result, Ok(code) if (200..300).contains(&code));
+    let retry_at = if delivered {
+        None
+    } else if claimed.attempt >= MAX_ATTEMPTS {
+        Some(None)
+    } else {
+        Some(Some(
+            now + backoff_ms(state.config.webhook_retry_base.as_millis() as i64, claimed.attempt),
+        ))
+    };
+    let error = result.as_ref().err().map(String::as_str);
+    let outcome = AttemptOutcome {
+        status_code: result.as_ref().ok().map(|c| i64::from(*c)),
+        error,
+        duration_ms,
+        retry_at,
+    };
+    if delivered {
+        state.metrics.incr("webhooks_delivered");
+    } else {
+        state.metrics.incr("webhook_attempts_failed");
+        tracing::info!(endpoint = %claimed.endpoint_id, event = %claimed.event_id, attempt = claimed.attempt, error = ?error, status = ?outcome.status_code, "webhook attempt failed");
+    }
+    if let Err(e) = webhooks::settle(&state.db, &claimed, &outcome, FAILING_AFTER, now).await {
+        // The lease runs out and the delivery is tried again: at least once.
+        tracing::warn!(error = %e, delivery = %claimed.delivery_id, "could not record a webhook attempt");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        for attempt in 1..=6 {
+            let nominal = 1000 * (1 << (attempt - 1));
+            for _ in 0..50 {
+                let wait = backoff_ms(1000, attempt);
+                assert!(wait >= nominal * 3 / 4 && wait < nominal * 5 / 4, "{attempt}: {wait}");
+            }
+        }
+        assert!(backoff_ms(1000, 40) <= MAX_BACKOFF_MS * 5 / 4);
+    }
+}
