@@ -291,6 +291,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .app_data(error::query_config())
             .default_service(web::to(error::not_found))
             .wrap(from_fn(guard))
+            .wrap(from_fn(crate::cors::cors))
             .wrap(session)
             .wrap(from_fn(request_context))
     })

@@ -15,7 +15,70 @@ backend_tests!(
     token_attacks_are_401,
     session_cookie_authenticates_and_csrf_is_checked,
     old_tokens_are_session_expired_under_max_token_age,
+    cors_answers_allowed_origins_only,
 );
+
+async fn cors_answers_allowed_origins_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let signed = app.sign_up(&email()).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(Method::OPTIONS, app.url("/api/items"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("http://localhost:3000").await.unwrap();
+    assert_eq!(
+        allowed.status(),
+        204,
+        "preflights pass the guard: they carry no credentials"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+    assert!(
+        allowed.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("idempotency-key")
+    );
+    let foreign = preflight("https://evil.example").await.unwrap();
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+
+    let response = client
+        .get(app.url("/api/me"))
+        .bearer_auth(&signed.jwt)
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert!(
+        response.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-user-id")
+    );
+    let response = client
+        .get(app.url("/api/me"))
+        .bearer_auth(&signed.jwt)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
 
 async fn signed_out_api_is_401_and_pages_redirect(backend: Backend) {
     let app = spawn_app(backend).await;
