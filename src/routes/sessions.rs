@@ -58,11 +58,6 @@ async fn list_sessions(
     }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RevokedSession {
-    pub session: Session,
-}
-
 /// Revokes one of the user's own sessions (on any device); its token stops working on
 /// its next request, on every instance. Another user's session is 404.
 #[utoipa::path(
@@ -70,7 +65,7 @@ pub struct RevokedSession {
     security(("session_token" = [])),
     params(("sid" = String, Path)),
     responses(
-        (status = 200, description = "The session, now `revoked` (or as it already was)", body = RevokedSession),
+        (status = 200, description = "The session, now `revoked` (or as it already was)", body = Session),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -81,7 +76,7 @@ async fn revoke_session(
     state: web::Data<AppState>,
     auth: Auth,
     sid: web::Path<String>,
-) -> AppResult<web::Json<RevokedSession>> {
+) -> AppResult<web::Json<Session>> {
     let not_found = || AppError::NotFound(format!("no session `{sid}` of yours"));
     if !has_prefix(&sid, IdKind::Session) {
         return Err(not_found());
@@ -91,9 +86,7 @@ async fn revoke_session(
         .filter(|s| s.user_id == auth.user_id)
         .ok_or_else(not_found)?;
     let revoked = revoke(&state, &session.id).await?;
-    Ok(web::Json(RevokedSession {
-        session: revoked.unwrap_or(session),
-    }))
+    Ok(web::Json(revoked.unwrap_or(session)))
 }
 
 /// Revokes an active session and records `session.revoked` in the same transaction;

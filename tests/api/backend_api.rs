@@ -382,7 +382,7 @@ async fn backend_users_and_sessions(backend: Backend) {
             None,
         )
         .await;
-    assert_eq!(revoked.json::<Value>().await.unwrap()["session"]["status"], "revoked");
+    assert_eq!(revoked.json::<Value>().await.unwrap()["status"], "revoked");
     assert_error(app.get_bearer("/api/me", &ada.signed.jwt).await, 401, "unauthorized").await;
     assert_eq!(app.get_bearer("/api/me", &bob.signed.jwt).await.status(), 200);
     assert_error(

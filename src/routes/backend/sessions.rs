@@ -10,7 +10,6 @@ use crate::db::pagination::{Page, PageQuery};
 use crate::db::sessions::{self, Session};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::ids::{IdKind, has_prefix};
-use crate::routes::client::SessionResponse;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -57,7 +56,7 @@ async fn list_sessions(
     security(("secret_key" = [])),
     params(("sid" = String, Path)),
     responses(
-        (status = 200, description = "The session, now `revoked` (or as it already was)", body = SessionResponse),
+        (status = 200, description = "The session, now `revoked` (or as it already was)", body = Session),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -68,14 +67,12 @@ async fn revoke_session(
     state: web::Data<AppState>,
     _key: BackendKey,
     sid: web::Path<String>,
-) -> AppResult<web::Json<SessionResponse>> {
+) -> AppResult<web::Json<Session>> {
     let not_found = || AppError::NotFound(format!("no session `{sid}`"));
     if !has_prefix(&sid, IdKind::Session) {
         return Err(not_found());
     }
     let session = sessions::find(&state.db.pool, &sid).await?.ok_or_else(not_found)?;
     let revoked = crate::routes::sessions::revoke(&state, &session.id).await?;
-    Ok(web::Json(SessionResponse {
-        session: revoked.unwrap_or(session),
-    }))
+    Ok(web::Json(revoked.unwrap_or(session)))
 }
