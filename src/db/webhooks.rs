@@ -145,32 +145,56 @@ pub struct Claimed {
 /// on SQLite the single writer makes the UPDATE atomic. A claim that is never settled
 /// (a crash) is due again when its lease ends: at least once.
 pub async fn claim_due(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    let sql = match db.backend {
-        Backend::Postgres => {
-            "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1, updated_at = $2
-             WHERE id IN (SELECT id FROM webhook_deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2
-                          ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING id, event_id, endpoint_id, attempts"
-        }
-        Backend::Sqlite => {
-            "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1, updated_at = $2
-             WHERE id IN (SELECT id FROM webhook_deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2
-                          ORDER BY next_attempt_at LIMIT $3)
-             RETURNING id, event_id, endpoint_id, attempts"
-        }
-    };
+    if db.backend == Backend::Sqlite {
+        // SQLite's RETURNING may not name the FROM tables: claim, then read the details.
+        return claim_due_sqlite(db, now, lease_until, limit).await;
+    }
+    let sql = "UPDATE webhook_deliveries AS d SET locked_until = $1, attempts = d.attempts + 1, updated_at = $2
+             FROM events AS e, webhook_endpoints AS w
+             WHERE d.id IN (SELECT id FROM webhook_deliveries
+                            WHERE status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2
+                            ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+               AND e.id = d.event_id AND w.id = d.endpoint_id
+             RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, e.type, e.payload, e.created_at, w.url, w.secret";
     let rows = sqlx::query(sql)
         .bind(lease_until)
         .bind(now)
         .bind(limit)
         .fetch_all(&db.pool)
         .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Claimed {
+                delivery_id: row.try_get("id")?,
+                event_id: row.try_get("event_id")?,
+                endpoint_id: row.try_get("endpoint_id")?,
+                attempt: row.try_get("attempts")?,
+                event_type: row.try_get("type")?,
+                payload: row.try_get("payload")?,
+                event_created_at: row.try_get("created_at")?,
+                url: row.try_get("url")?,
+                secret: row.try_get("secret")?,
+            })
+        })
+        .collect()
+}
+
+async fn claim_due_sqlite(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1, updated_at = $2
+         WHERE id IN (SELECT id FROM webhook_deliveries
+                      WHERE status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2
+                      ORDER BY next_attempt_at LIMIT $3)
+         RETURNING id, event_id, endpoint_id, attempts",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
-        let event_id: String = row.try_get("event_id")?;
-        let endpoint_id: String = row.try_get("endpoint_id")?;
+        let (event_id, endpoint_id): (String, String) = (row.try_get("event_id")?, row.try_get("endpoint_id")?);
         let detail = sqlx::query(
             "SELECT e.type, e.payload, e.created_at, w.url, w.secret FROM events e, webhook_endpoints w WHERE e.id = $1 AND w.id = $2",
         )

@@ -17,14 +17,14 @@ use crate::startup::AppState;
 pub const MAX_ATTEMPTS: i64 = 8;
 /// Consecutive failed attempts after which an endpoint is marked `failing`.
 pub const FAILING_AFTER: i64 = 5;
-/// Deliveries claimed per round.
+/// Deliveries in flight at once per instance.
 const BATCH: i64 = 32;
 /// How long a claim holds before another worker may take the delivery again.
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between attempts.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
-/// How often an idle worker looks for due deliveries.
-const POLL: Duration = Duration::from_millis(100);
+/// How often a worker looks for due deliveries when it has found none (or is full).
+const POLL: Duration = Duration::from_millis(50);
 
 /// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped at an hour,
 /// times a random factor in [0.75, 1.25) so that retries from many deliveries spread out.
@@ -47,28 +47,22 @@ pub fn http_client() -> reqwest::Client {
         .expect("an HTTP client builds")
 }
 
-/// Runs until `shutdown` turns true; a batch in flight is finished first.
+/// Runs until `shutdown` turns true; deliveries in flight are finished first. Up to
+/// [`BATCH`] deliveries are in flight at once, and free slots are refilled as soon as
+/// they free up, so one slow receiver does not hold back the others.
 pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
     let http = http_client();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
     loop {
         if *shutdown.borrow() {
-            return;
+            break;
         }
+        let free = slots.available_permits() as i64;
         let now = now_ms();
-        let due = webhooks::any_due(&state.db, now).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not look for due webhook deliveries");
-            false
-        });
-        let claimed = if !due {
+        let claimed = if free == 0 {
             Vec::new()
         } else {
-            match webhooks::claim_due(&state.db, now, now + LEASE_MS, BATCH).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim webhook deliveries");
-                    Vec::new()
-                }
-            }
+            claim(&state, now, free).await
         };
         if claimed.is_empty() {
             tokio::select! {
@@ -77,12 +71,36 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
             }
             continue;
         }
-        let sends: Vec<_> = claimed
-            .into_iter()
-            .map(|c| tokio::spawn(deliver(state.clone(), http.clone(), c)))
-            .collect();
-        for send in sends {
-            let _ = send.await;
+        for delivery in claimed {
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let (state, http) = (state.clone(), http.clone());
+            tokio::spawn(async move {
+                deliver(state, http, delivery).await;
+                drop(permit);
+            });
+        }
+    }
+    // Wait for the deliveries in flight.
+    let _ = slots.acquire_many(BATCH as u32).await;
+}
+
+/// Claims up to `limit` due deliveries (after a cheap read that finds none, nothing is written).
+async fn claim(state: &AppState, now: i64, limit: i64) -> Vec<Claimed> {
+    match webhooks::any_due(&state.db, now).await {
+        Ok(true) => webhooks::claim_due(&state.db, now, now + LEASE_MS, limit)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not claim webhook deliveries");
+                Vec::new()
+            }),
+        Ok(false) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for due webhook deliveries");
+            Vec::new()
         }
     }
 }
