@@ -399,3 +399,108 @@ async fn extractors_without_the_middleware_name_the_fix() {
         "{body}"
     );
 }
+
+/// The guard extractors not mounted on a built-in route, on a probe app that uses the
+/// real state and middleware: allowed and denied for each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_and_optional_extractors_allow_and_deny() {
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, HttpResponse, test, web};
+    use gatehouse::auth::extractors::{DataDelete, DataWrite, MaybeAuth, RequirePermission};
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.new_member().await;
+    let bob = app.new_member().await;
+    let org_id = app.create_org(&ada.signed.jwt, "Probe").await;
+    let admin = app
+        .switch_org_jwt(&ada.client, &ada.signed.session_id, Some(&org_id))
+        .await;
+    let added = app
+        .send_bearer(
+            Method::POST,
+            "/api/admin/members",
+            &admin,
+            Some(&json!({"user_id": bob.signed.user_id, "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(added.status(), 201);
+    let member = app
+        .switch_org_jwt(&bob.client, &bob.signed.session_id, Some(&org_id))
+        .await;
+
+    let probe = test::init_service(
+        App::new()
+            .app_data(app.state.clone())
+            .route(
+                "/api/write",
+                web::get()
+                    .to(|p: RequirePermission<DataWrite>| async move { HttpResponse::Ok().body(p.org_id.clone()) }),
+            )
+            .route(
+                "/api/delete",
+                web::get().to(|_: RequirePermission<DataDelete>| async { HttpResponse::Ok().finish() }),
+            )
+            .route(
+                "/api/public/maybe",
+                web::get().to(|m: MaybeAuth| async move {
+                    HttpResponse::Ok().body(m.0.map(|a| a.user_id.clone()).unwrap_or_default())
+                }),
+            )
+            .wrap(from_fn(gatehouse::auth::guard::guard)),
+    )
+    .await;
+    let call = |path: &str, jwt: Option<&str>| {
+        let mut request = test::TestRequest::get().uri(path);
+        if let Some(jwt) = jwt {
+            request = request.insert_header(("authorization", format!("Bearer {jwt}")));
+        }
+        request.to_request()
+    };
+
+    // org:data:write: the member and the admin have it; without an organization it is 400.
+    let allowed = test::call_service(&probe, call("/api/write", Some(&member))).await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(test::read_body(allowed).await, org_id.as_bytes());
+    assert_eq!(
+        test::call_service(&probe, call("/api/write", Some(&admin)))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        test::call_service(&probe, call("/api/write", Some(&bob.signed.jwt)))
+            .await
+            .status()
+            .as_u16(),
+        400
+    );
+    // org:data:delete: the admin has it, the member does not.
+    assert_eq!(
+        test::call_service(&probe, call("/api/delete", Some(&admin)))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        test::call_service(&probe, call("/api/delete", Some(&member)))
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        test::call_service(&probe, call("/api/delete", None))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    // MaybeAuth on a public route: the user when signed in, nothing otherwise.
+    let signed = test::call_service(&probe, call("/api/public/maybe", Some(&member))).await;
+    assert_eq!(test::read_body(signed).await, bob.signed.user_id.as_bytes());
+    let anonymous = test::call_service(&probe, call("/api/public/maybe", None)).await;
+    assert_eq!(anonymous.status(), 200);
+    assert!(test::read_body(anonymous).await.is_empty());
+}
