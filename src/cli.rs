@@ -53,6 +53,12 @@ pub enum KeysAction {
     Rotate,
     /// List the key ids published in JWKS, the signing one first.
     List,
+    /// Print the public JWK (with its `kid`) of an RSA key in PEM: what a service that
+    /// verifies tokens of a template with `custom_signing_key` needs.
+    Jwk {
+        /// A PEM file (private or public key).
+        pem: std::path::PathBuf,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -151,6 +157,11 @@ fn keys_command(config: Config, action: KeysAction) -> CliResult {
             for key in ring.jwks().keys {
                 println!("{}", key.common.key_id.unwrap_or_default());
             }
+        }
+        KeysAction::Jwk { pem } => {
+            let text = std::fs::read_to_string(&pem).map_err(|e| format!("{}: {e}", pem.display()))?;
+            let jwk = keys::public_jwk(&text).map_err(|e| format!("{}: {e}", pem.display()))?;
+            println!("{}", serde_json::to_string_pretty(&jwk)?);
         }
     }
     Ok(())

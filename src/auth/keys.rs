@@ -117,6 +117,25 @@ impl KeyRing {
     }
 }
 
+/// A template's own RS256 key (`custom_signing_key`): the parsed key and its `kid`, the
+/// RFC 7638 thumbprint of its public half.
+pub fn custom_rsa_key(pem: &str) -> Result<(EncodingKey, String), String> {
+    let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    let kid = verification_from_encoding(&encoding)?.kid;
+    Ok((encoding, kid))
+}
+
+/// The public JWK (with `kid`) of an RSA key in PEM, private or public.
+pub fn public_jwk(pem: &str) -> Result<Jwk, String> {
+    let key = match EncodingKey::from_rsa_pem(pem.as_bytes()) {
+        Ok(private) => verification_from_encoding(&private)?,
+        Err(_) => DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| format!("not an RSA PEM key ({e})"))
+            .and_then(verification_from_decoding)?,
+    };
+    Ok(key.jwk)
+}
+
 fn verification_from_encoding(key: &EncodingKey) -> Result<VerificationKey, String> {
     let jwk = Jwk::from_encoding_key(key, Algorithm::RS256).map_err(|e| e.to_string())?;
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;

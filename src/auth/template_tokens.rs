@@ -77,6 +77,10 @@ impl AppState {
                 let key = EncodingKey::from_secret(secret.as_bytes());
                 sign_compact(&key, Algorithm::HS256, None, TEMPLATE_TOKEN_CATEGORY, &claims)
             }
+            ("RS256", Some(pem)) => {
+                let (key, kid) = crate::auth::keys::custom_rsa_key(pem).map_err(AppError::internal)?;
+                sign_compact(&key, Algorithm::RS256, Some(&kid), TEMPLATE_TOKEN_CATEGORY, &claims)
+            }
             _ => {
                 let key = self.keys.signing();
                 sign_compact(

@@ -14,6 +14,7 @@ backend_tests!(
     templates_are_validated_when_saved,
     supabase_preset_tokens_verify_with_hs256,
     rs256_templates_render_organization_shortcodes,
+    custom_signing_keys_sign_template_tokens,
     custom_session_claims_reach_session_tokens,
     backend_users_and_sessions,
 );
@@ -254,6 +255,94 @@ async fn rs256_templates_render_organization_shortcodes(backend: Backend) {
     );
     assert_eq!(claims["https://hasura.io/jwt/claims"]["x-hasura-role"], "org:admin");
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
+}
+
+/// Clerk's `custom_signing_key`: an HS256 secret or an RS256 PEM of the template's own.
+async fn custom_signing_keys_sign_template_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pem = gatehouse::auth::keys::generate_pem().unwrap();
+    let created = create_template(
+        &app,
+        json!({"name": "supabase-rs", "claims": {"aud": "authenticated", "role": "authenticated"},
+               "signing_algorithm": "RS256", "custom_signing_key": true, "signing_key": pem}),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let template: Value = created.json().await.unwrap();
+    assert_eq!(template["custom_signing_key"], true);
+    assert!(template.get("signing_key").is_none(), "the key is never returned");
+    let hs = json!({"name": "supabase-hs", "claims": {"aud": "authenticated"}, "signing_algorithm": "HS256",
+                    "custom_signing_key": true, "signing_key": SUPABASE_SECRET});
+    assert_eq!(create_template(&app, hs).await.status(), 201);
+
+    let ada = app.new_member().await;
+    let jwt = app
+        .send_bearer(Method::POST, "/api/tokens/supabase-rs", &ada.signed.jwt, None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Signed by the template's own key, named by its thumbprint; the instance keys do not verify it.
+    let jwk = gatehouse::auth::keys::public_jwk(&pem).unwrap();
+    let header = crate::session_tokens::header_of(&jwt);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["kid"].as_str(), jwk.common.key_id.as_deref());
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["authenticated"]);
+    let claims = jsonwebtoken::decode::<Value>(&jwt, &DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+        .expect("verifies with the template's public key")
+        .claims;
+    assert_eq!(claims["sub"], ada.signed.user_id.as_str());
+    let instance = gatehouse::auth::keys::public_jwk(crate::helpers::test_signing_key()).unwrap();
+    assert!(jsonwebtoken::decode::<Value>(&jwt, &DecodingKey::from_jwk(&instance).unwrap(), &validation).is_err());
+
+    let bad = [
+        (json!({"name": "x", "claims": {}, "custom_signing_key": true}), "signing_key"),
+        (
+            json!({"name": "x", "claims": {}, "custom_signing_key": true, "signing_key": "not a pem"}),
+            "signing_key",
+        ),
+        (
+            json!({"name": "x", "claims": {}, "custom_signing_key": false, "signing_key": SUPABASE_SECRET}),
+            "signing_key",
+        ),
+        (
+            json!({"name": "x", "claims": {}, "signing_algorithm": "HS256", "custom_signing_key": false}),
+            "custom_signing_key",
+        ),
+        (
+            json!({"name": "x", "claims": {}, "signing_algorithm": "HS256", "custom_signing_key": true, "signing_key": "short"}),
+            "signing_key",
+        ),
+    ];
+    for (body, field) in bad {
+        let error = assert_error(create_template(&app, body.clone()).await, 422, "validation_failed").await;
+        assert!(error["fields"][field].is_string(), "{body} → {error}");
+    }
+
+    // Back to the instance keys: the custom key is dropped, tokens verify with the JWKS again.
+    let path = format!("/backend/v1/jwt_templates/{}", template["id"].as_str().unwrap());
+    let patched = app
+        .backend(Method::PATCH, &path, Some(&json!({"custom_signing_key": false})))
+        .await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(patched.json::<Value>().await.unwrap()["custom_signing_key"], false);
+    let jwt = app
+        .send_bearer(Method::POST, "/api/tokens/supabase-rs", &ada.signed.jwt, None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        crate::session_tokens::header_of(&jwt)["kid"],
+        app.state.keys.signing().kid.as_str()
+    );
 }
 
 async fn custom_session_claims_reach_session_tokens(backend: Backend) {

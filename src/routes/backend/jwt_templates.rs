@@ -44,10 +44,16 @@ pub struct TemplateInput {
     pub lifetime: Option<i64>,
     /// Seconds, 0 to 300 (default 5).
     pub allowed_clock_skew: Option<i64>,
-    /// `RS256` (default, the instance keys) or `HS256` (needs `signing_key`).
+    /// `RS256` (default) or `HS256` (only with a custom signing key).
     #[schema(example = "HS256")]
     pub signing_algorithm: Option<String>,
-    /// The HS256 secret (at least 32 bytes), e.g. a Supabase project's JWT secret. Never returned.
+    /// `false` (default): signed RS256 with the instance's keys (published in JWKS).
+    /// `true`: signed with `signing_key`. Sending a `signing_key` implies `true`.
+    pub custom_signing_key: Option<bool>,
+    /// With `custom_signing_key`: for HS256 a shared secret of at least 32 bytes (e.g. a
+    /// Supabase project's legacy JWT secret); for RS256 an RSA private key in PEM whose
+    /// public half the receiving service holds (tokens carry its RFC 7638 thumbprint as
+    /// `kid`). Never returned.
     pub signing_key: Option<String>,
 }
 
@@ -88,37 +94,70 @@ fn apply(template: &mut JwtTemplate, input: TemplateInput) -> AppResult<()> {
             fields.insert("allowed_clock_skew".into(), "must be 0 to 300 seconds".into());
         }
     }
-    if let Some(algorithm) = input.signing_algorithm {
-        match algorithm.as_str() {
-            "RS256" => {
-                template.signing_algorithm = algorithm;
-                template.signing_key = None;
-            }
-            "HS256" => template.signing_algorithm = algorithm,
-            _ => {
-                fields.insert("signing_algorithm".into(), "must be RS256 or HS256".into());
-            }
+    let algorithm_changed = match input.signing_algorithm {
+        Some(algorithm) if algorithm == "RS256" || algorithm == "HS256" => {
+            let changed = algorithm != template.signing_algorithm;
+            template.signing_algorithm = algorithm;
+            changed
         }
-    }
-    if let Some(key) = input.signing_key {
-        if template.signing_algorithm != "HS256" {
-            fields.insert("signing_key".into(), "is only used with signing_algorithm HS256".into());
-        } else if key.len() < MIN_HS256_KEY_BYTES {
+        Some(_) => {
+            fields.insert("signing_algorithm".into(), "must be RS256 or HS256".into());
+            false
+        }
+        None => false,
+    };
+    let custom = input
+        .custom_signing_key
+        .unwrap_or(input.signing_key.is_some() || (template.custom_signing_key && !algorithm_changed));
+    if !custom {
+        if input.signing_key.is_some() {
+            fields.insert("signing_key".into(), "is only used with custom_signing_key: true".into());
+        } else if template.signing_algorithm == "HS256" && input.custom_signing_key == Some(false) {
+            fields.insert(
+                "custom_signing_key".into(),
+                "must be true with HS256: the instance's keys are RS256".into(),
+            );
+        } else if template.signing_algorithm == "HS256" {
             fields.insert(
                 "signing_key".into(),
-                format!("must be at least {MIN_HS256_KEY_BYTES} bytes"),
+                "is required with HS256 (a custom signing key)".into(),
             );
-        } else {
-            template.signing_key = Some(key);
+        }
+        template.signing_key = None;
+    } else {
+        match input.signing_key {
+            Some(key) => match check_signing_key(&template.signing_algorithm, &key) {
+                Ok(()) => template.signing_key = Some(key),
+                Err(reason) => {
+                    fields.insert("signing_key".into(), reason);
+                }
+            },
+            // The stored key was made for the other algorithm.
+            None if algorithm_changed => template.signing_key = None,
+            None => {}
+        }
+        if template.signing_key.is_none() && !fields.contains_key("signing_key") {
+            fields.insert("signing_key".into(), "is required with custom_signing_key: true".into());
         }
     }
-    if template.signing_algorithm == "HS256" && template.signing_key.is_none() && !fields.contains_key("signing_key") {
-        fields.insert("signing_key".into(), "is required with signing_algorithm HS256".into());
-    }
+    template.custom_signing_key = custom;
     if fields.is_empty() {
         Ok(())
     } else {
         Err(AppError::Validation(fields))
+    }
+}
+
+/// An HS256 secret long enough, or an RSA private key in PEM for RS256.
+fn check_signing_key(algorithm: &str, key: &str) -> Result<(), String> {
+    match algorithm {
+        "HS256" if key.len() < MIN_HS256_KEY_BYTES => Err(format!(
+            "must be at least {MIN_HS256_KEY_BYTES} bytes for HS256"
+        )),
+        "HS256" => Ok(()),
+        _ => crate::auth::keys::custom_rsa_key(key)
+            .map(|_| ())
+            .map_err(|_| "must be an RSA private key in PEM (`-----BEGIN PRIVATE KEY-----`) for RS256".to_owned()),
     }
 }
 
@@ -196,7 +235,6 @@ async fn create_template(
         signing_key: None,
     };
     apply(&mut template, input)?;
-    template.custom_signing_key = template.signing_key.is_some();
     let name = template.name.clone();
     jwt_templates::upsert(&state.db.pool, &template)
         .await
@@ -243,7 +281,6 @@ async fn update_template(
 ) -> AppResult<web::Json<JwtTemplate>> {
     let mut template = find(&state, &id).await?;
     apply(&mut template, body.into_inner())?;
-    template.custom_signing_key = template.signing_key.is_some();
     template.updated_at = now_ms();
     let name = template.name.clone();
     jwt_templates::upsert(&state.db.pool, &template)
