@@ -135,9 +135,44 @@ impl AppError {
 }
 
 impl From<sqlx::Error> for AppError {
+    /// A database that is away for a moment (refused or dropped connections, an
+    /// exhausted pool, a restart, a statement timeout, a busy SQLite file) is 503 with
+    /// `Retry-After`: the request may be retried. Anything else is a bug: 500.
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
+        if is_transient(&err) {
+            tracing::warn!(error = %error_chain(&err), "database unavailable");
+            Self::ServiceUnavailable("the database is unavailable for a moment: retry shortly".to_owned())
+        } else {
+            Self::internal(err)
+        }
     }
+}
+
+/// Whether a database error says "not now" rather than "never": the same request may
+/// succeed when retried.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_code(&code)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs and SQLite result codes that mean "try again".
+fn is_transient_code(code: &str) -> bool {
+    // PostgreSQL: class 08 connection exceptions, 57P01-57P03 shutdown and start-up,
+    // 57014 statement timeout or cancel, 53300 too many connections, 40001/40P01
+    // serialization failure and deadlock.
+    code.starts_with("08")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "53300" | "40001" | "40P01")
+        // SQLite: BUSY and LOCKED with their extended codes (the file is held by a writer).
+        || matches!(code, "5" | "6" | "261" | "262" | "517" | "773")
 }
 
 impl ResponseError for AppError {
@@ -172,6 +207,9 @@ impl ResponseError for AppError {
             }
             Self::RateLimited { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::ServiceUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, SERVICE_UNAVAILABLE_RETRY_SECS.to_string()));
             }
             _ => {}
         }
@@ -211,6 +249,9 @@ impl<T> ResultExt<T> for Result<T, sqlx::Error> {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// `Retry-After` of a 503: a dependency that is away is usually back within seconds.
+pub const SERVICE_UNAVAILABLE_RETRY_SECS: u64 = 2;
 
 /// JSON bodies above this size are refused with 413 before parsing.
 pub const JSON_LIMIT_BYTES: usize = 64 * 1024;
@@ -281,4 +322,33 @@ pub fn query_config() -> actix_web::web::QueryConfig {
 /// The default service: unknown paths (and unknown methods on known paths) are 404.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound("no route matches this method and path".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_database_errors_are_503_with_retry_after() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ] {
+            let error = AppError::from(err);
+            assert_eq!(error.code(), ErrorCode::ServiceUnavailable);
+            let response = error.error_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "2");
+        }
+        assert_eq!(AppError::from(sqlx::Error::RowNotFound).code(), ErrorCode::Internal);
+        for code in [
+            "08006", "08001", "57P01", "57P03", "57014", "53300", "40001", "5", "517",
+        ] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "19", "2067"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
+    }
 }

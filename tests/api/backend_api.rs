@@ -300,7 +300,10 @@ async fn custom_signing_keys_sign_template_tokens(backend: Backend) {
     assert!(jsonwebtoken::decode::<Value>(&jwt, &DecodingKey::from_jwk(&instance).unwrap(), &validation).is_err());
 
     let bad = [
-        (json!({"name": "x", "claims": {}, "custom_signing_key": true}), "signing_key"),
+        (
+            json!({"name": "x", "claims": {}, "custom_signing_key": true}),
+            "signing_key",
+        ),
         (
             json!({"name": "x", "claims": {}, "custom_signing_key": true, "signing_key": "not a pem"}),
             "signing_key",

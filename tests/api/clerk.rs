@@ -109,6 +109,7 @@ fn clerk_options(jwks_url: &str, min_refetch: &str) -> TestOptions {
             ("CLERK_AUTHORIZED_PARTIES", "http://app.test".into()),
             ("CLERK_JWKS_MIN_REFETCH", min_refetch.into()),
         ],
+        ..Default::default()
     }
 }
 
@@ -261,6 +262,7 @@ async fn a_clerk_pem_verifies_without_network() {
             ("CLERK_JWT_KEY", key.public_pem()),
             ("CLERK_ISSUER", CLERK_ISSUER.into()),
         ],
+        ..Default::default()
     };
     let app = spawn_app_with(Backend::Sqlite, options).await;
     let me: Value = app

@@ -358,6 +358,7 @@ async fn old_tokens_are_session_expired_under_max_token_age(backend: Backend) {
         backend,
         TestOptions {
             vars: vec![("RATE_LIMIT", "off".into()), ("MAX_TOKEN_AGE", "1".into())],
+            ..Default::default()
         },
     )
     .await;

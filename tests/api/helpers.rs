@@ -80,12 +80,15 @@ pub struct TestApp {
 
 pub struct TestOptions {
     pub vars: Vec<(&'static str, String)>,
+    /// PostgreSQL only: reach the test database through this `host:port` (a fault proxy).
+    pub database_address: Option<String>,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
         Self {
             vars: vec![("RATE_LIMIT", "off".into())],
+            database_address: None,
         }
     }
 }
@@ -107,7 +110,11 @@ pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
             sqlx::Any::create_database(&url)
                 .await
                 .expect("create the test database");
-            (url, Some((admin_url.clone(), name)))
+            let app_url = match &options.database_address {
+                Some(address) => with_address(&url, address),
+                None => url,
+            };
+            (app_url, Some((admin_url.clone(), name)))
         }
     };
     let mut vars: HashMap<&str, String> = HashMap::from([
@@ -144,6 +151,49 @@ fn with_database(url: &str, name: &str) -> String {
     match query {
         Some(q) => format!("{prefix}/{name}?{q}"),
         None => format!("{prefix}/{name}"),
+    }
+}
+
+/// `postgres://u@h:p/db` with `h:p` replaced.
+fn with_address(url: &str, address: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = authority
+        .rsplit_once('@')
+        .map(|(user, _)| format!("{user}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}{address}/{path}")
+}
+
+/// The `host:port` of a PostgreSQL URL.
+pub fn address_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`
+/// naming `what`.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod clerk;
 mod client_api;
+mod faults;
 mod guard;
 mod items;
 mod openapi_doc;

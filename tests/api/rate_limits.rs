@@ -10,6 +10,7 @@ async fn requests_over_the_quota_are_429_with_headers(backend: Backend) {
         backend,
         TestOptions {
             vars: vec![("RATE_LIMIT", "4/60s".into())],
+            ..Default::default()
         },
     )
     .await;
@@ -57,6 +58,7 @@ async fn redis_quota_holds_across_two_instances() {
     let Some(redis) = redis_url() else { return };
     let options = || TestOptions {
         vars: vec![("RATE_LIMIT", "5/60s".into()), ("REDIS_URL", redis.clone())],
+        ..Default::default()
     };
     let a = spawn_app_with(Backend::Sqlite, options()).await;
     let b = spawn_app_with(Backend::Sqlite, options()).await;

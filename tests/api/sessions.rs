@@ -156,6 +156,7 @@ async fn revocation_reaches_another_instance_within_a_second() {
         Backend::Sqlite,
         TestOptions {
             vars: vec![("RATE_LIMIT", "off".into()), ("DATABASE_URL", shared_url)],
+            ..Default::default()
         },
     )
     .await;

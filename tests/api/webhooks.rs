@@ -19,6 +19,7 @@ fn incoming_options() -> TestOptions {
             ("RATE_LIMIT", "off".into()),
             ("CLERK_WEBHOOK_SIGNING_SECRET", CLERK_WEBHOOK_SECRET.into()),
         ],
+        ..Default::default()
     }
 }
 
@@ -399,6 +400,7 @@ async fn subscribe(app: &TestApp, url: &str, events: Value) -> (String, String) 
 fn retry_options(base_ms: &str) -> TestOptions {
     TestOptions {
         vars: vec![("RATE_LIMIT", "off".into()), ("WEBHOOK_RETRY_BASE_MS", base_ms.into())],
+        ..Default::default()
     }
 }
 
@@ -601,6 +603,7 @@ async fn a_restart_between_attempts_still_delivers() {
                 ("WEBHOOK_RETRY_BASE_MS", "300".into()),
                 ("DATABASE_URL", shared),
             ],
+            ..Default::default()
         },
     )
     .await;
@@ -624,6 +627,7 @@ async fn two_instances_deliver_each_event_once() {
         Backend::Sqlite,
         TestOptions {
             vars: vec![("RATE_LIMIT", "off".into()), ("DATABASE_URL", shared)],
+            ..Default::default()
         },
     )
     .await;
