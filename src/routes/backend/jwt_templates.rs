@@ -111,7 +111,10 @@ fn apply(template: &mut JwtTemplate, input: TemplateInput) -> AppResult<()> {
         .unwrap_or(input.signing_key.is_some() || (template.custom_signing_key && !algorithm_changed));
     if !custom {
         if input.signing_key.is_some() {
-            fields.insert("signing_key".into(), "is only used with custom_signing_key: true".into());
+            fields.insert(
+                "signing_key".into(),
+                "is only used with custom_signing_key: true".into(),
+            );
         } else if template.signing_algorithm == "HS256" && input.custom_signing_key == Some(false) {
             fields.insert(
                 "custom_signing_key".into(),
@@ -151,9 +154,9 @@ fn apply(template: &mut JwtTemplate, input: TemplateInput) -> AppResult<()> {
 /// An HS256 secret long enough, or an RSA private key in PEM for RS256.
 fn check_signing_key(algorithm: &str, key: &str) -> Result<(), String> {
     match algorithm {
-        "HS256" if key.len() < MIN_HS256_KEY_BYTES => Err(format!(
-            "must be at least {MIN_HS256_KEY_BYTES} bytes for HS256"
-        )),
+        "HS256" if key.len() < MIN_HS256_KEY_BYTES => {
+            Err(format!("must be at least {MIN_HS256_KEY_BYTES} bytes for HS256"))
+        }
         "HS256" => Ok(()),
         _ => crate::auth::keys::custom_rsa_key(key)
             .map(|_| ())
