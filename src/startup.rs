@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use actix_session::SessionMiddleware;
+use actix_session::config::PersistentSession;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
@@ -272,6 +273,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
     let api = openapi::api_doc();
     let cookie_key = state.cookie_key();
     let secure = state.config.is_production();
+    // The device cookie outlives the browser: it lives as long as a session can
+    // (`SESSION_LIFETIME`), and sign-in (which changes it) renews that.
+    let client_cookie_ttl = actix_web::cookie::time::Duration::seconds(state.config.session_lifetime.as_secs() as i64);
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), cookie_key.clone())
@@ -279,6 +283,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(secure)
+            .session_lifecycle(PersistentSession::default().session_ttl(client_cookie_ttl))
             .build();
         App::new()
             .into_utoipa_app()

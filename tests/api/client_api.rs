@@ -56,6 +56,8 @@ async fn sign_up_creates_user_session_and_cookies(backend: Backend) {
         !client_cookie.contains("Secure"),
         "development cookies are not Secure: {client_cookie}"
     );
+    // Persistent: closing the browser does not sign the device out.
+    assert!(client_cookie.contains("Max-Age=604800"), "{client_cookie}");
     let session_cookie = cookie(&cookies, "__session");
     assert!(
         session_cookie.contains("Max-Age=60") && session_cookie.contains("SameSite=Lax"),
@@ -213,7 +215,10 @@ async fn sign_in_renews_the_client_cookie(backend: Backend) {
         .unwrap()
         .to_owned();
     let again = app.sign_in_with(&app.client, &address, PASSWORD).await;
-    let after = cookie(&set_cookies(&again), "__client")
+    let again_cookies = set_cookies(&again);
+    let renewed = cookie(&again_cookies, "__client");
+    assert!(renewed.contains("Max-Age=604800"), "sign-in renews the lifetime: {renewed}");
+    let after = renewed
         .split(';')
         .next()
         .unwrap()
