@@ -85,6 +85,8 @@ pub struct Config {
     pub rate_limit: RateLimit,
     pub max_token_age: Option<Duration>,
     pub redis_url: Option<String>,
+    /// Prefix of every key this app writes to Redis (several apps can share one Redis).
+    pub redis_key_prefix: String,
     /// Take the client IP from `X-Forwarded-For` / `Forwarded` (only behind a proxy you run).
     pub trust_proxy_headers: bool,
     pub clerk: ClerkConfig,
@@ -224,6 +226,7 @@ impl Config {
             rate_limit,
             max_token_age,
             redis_url: var("REDIS_URL"),
+            redis_key_prefix: var("REDIS_KEY_PREFIX").unwrap_or_else(|| "gatehouse:".to_owned()),
             trust_proxy_headers,
             clerk,
             webhook_retry_base,

@@ -12,6 +12,7 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use redis::aio::ConnectionManager;
 use utoipa_actix_web::AppExt;
 
 use crate::auth::clerk::ClerkVerifier;
@@ -19,7 +20,7 @@ use crate::auth::client_cookie::CLIENT_COOKIE;
 use crate::auth::guard::{Authenticator, guard};
 use crate::auth::keys::{KeyError, KeyRing, write_private};
 use crate::auth::policy::RoutePolicy;
-use crate::auth::rate_limit::RateLimiterSet;
+use crate::auth::rate_limit::{RateLimiterSet, connect_redis};
 use crate::auth::revocation::{self, RevocationList};
 use crate::auth::throttle::SignInThrottle;
 use crate::auth::tokens::CLOCK_SKEW_SECS;
@@ -71,16 +72,23 @@ impl AppState {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
-        let rate_limits = match &config.redis_url {
-            Some(url) => RateLimiterSet::redis(config.rate_limit, url).await?,
-            None => RateLimiterSet::in_memory(config.rate_limit),
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url).await?),
+            None => None,
         };
-        let state = Self::assemble(config, db, rate_limits)?;
+        let state = Self::assemble(config, db, redis)?;
         state.revocations.catch_up(&state.db).await?;
         Ok(state)
     }
 
-    fn assemble(config: Config, db: Db, rate_limits: Option<RateLimiterSet>) -> Result<Self, StartupError> {
+    fn assemble(config: Config, db: Db, redis: Option<ConnectionManager>) -> Result<Self, StartupError> {
+        let (rate_limits, throttle) = match redis {
+            Some(conn) => (
+                RateLimiterSet::redis(config.rate_limit, conn.clone(), &config.redis_key_prefix),
+                SignInThrottle::default().with_redis(conn, &config.redis_key_prefix),
+            ),
+            None => (RateLimiterSet::in_memory(config.rate_limit), SignInThrottle::default()),
+        };
         let secret_key = match &config.secret_key {
             Some(key) => key.clone(),
             None => dev_secret_key(&config.data_dir)?,
@@ -102,7 +110,7 @@ impl AppState {
             )),
             keys,
             db,
-            throttle: SignInThrottle::default(),
+            throttle,
             metrics: Metrics::default(),
             secret_key,
             config: Arc::new(config),

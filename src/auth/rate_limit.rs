@@ -39,6 +39,7 @@ enum Store {
     },
     Redis {
         conn: ConnectionManager,
+        prefix: String,
         script: redis::Script,
         last_warning: AtomicI64,
     },
@@ -74,6 +75,23 @@ return {1, math.floor((now + tau - new_tat) / period), 0, new_tat - now}
 #[error("REDIS_URL: {0}")]
 pub struct RedisUnavailable(String);
 
+/// Connects to Redis (for the rate limiter and the sign-in throttle). Fails within
+/// seconds, never hangs, when Redis cannot be reached at start-up.
+pub async fn connect_redis(url: &str) -> Result<ConnectionManager, RedisUnavailable> {
+    let client = redis::Client::open(url).map_err(|e| RedisUnavailable(e.to_string()))?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_millis(500))
+        .set_number_of_retries(2);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        ConnectionManager::new_with_config(client, manager_config),
+    )
+    .await
+    .map_err(|_| RedisUnavailable(format!("no answer from {url} within 5 s")))?
+    .map_err(|e| RedisUnavailable(format!("cannot connect to {url}: {e}")))
+}
+
 impl RateLimiterSet {
     /// An in-memory limiter; `None` when rate limiting is off.
     pub fn in_memory(config: RateLimit) -> Option<Self> {
@@ -89,33 +107,19 @@ impl RateLimiterSet {
         })
     }
 
-    /// A limiter shared through Redis. Fails (within seconds, never hangs) when Redis
-    /// cannot be reached at start-up.
-    pub async fn redis(config: RateLimit, url: &str) -> Result<Option<Self>, RedisUnavailable> {
-        let Some((limit, period)) = Self::shape(config) else {
-            return Ok(None);
-        };
-        let client = redis::Client::open(url).map_err(|e| RedisUnavailable(e.to_string()))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_millis(500))
-            .set_number_of_retries(2);
-        let conn = tokio::time::timeout(
-            Duration::from_secs(5),
-            ConnectionManager::new_with_config(client, manager_config),
-        )
-        .await
-        .map_err(|_| RedisUnavailable(format!("no answer from {url} within 5 s")))?
-        .map_err(|e| RedisUnavailable(format!("cannot connect to {url}: {e}")))?;
-        Ok(Some(Self {
+    /// A limiter shared through Redis, its keys under `prefix`.
+    pub fn redis(config: RateLimit, conn: ConnectionManager, prefix: &str) -> Option<Self> {
+        let (limit, period) = Self::shape(config)?;
+        Some(Self {
             store: Store::Redis {
                 conn,
+                prefix: prefix.to_owned(),
                 script: redis::Script::new(GCRA_SCRIPT),
                 last_warning: AtomicI64::new(0),
             },
             limit,
             period,
-        }))
+        })
     }
 
     fn shape(config: RateLimit) -> Option<(u32, Duration)> {
@@ -133,12 +137,13 @@ impl RateLimiterSet {
             },
             Store::Redis {
                 conn,
+                prefix,
                 script,
                 last_warning,
             } => {
                 let period_ms = (self.period.as_millis() as u64).max(1);
                 let result: redis::RedisResult<(i64, i64, i64, i64)> = script
-                    .key(format!("gatehouse:rl:{key}"))
+                    .key(format!("{prefix}rl:{key}"))
                     .arg(period_ms)
                     .arg(self.limit)
                     .invoke_async(&mut conn.clone())
@@ -219,11 +224,7 @@ mod tests {
     #[tokio::test]
     async fn unreachable_redis_fails_fast_at_start_up() {
         let started = std::time::Instant::now();
-        let config = RateLimit::PerWindow {
-            requests: 3,
-            window: Duration::from_secs(30),
-        };
-        let err = RateLimiterSet::redis(config, "redis://127.0.0.1:1/")
+        let err = connect_redis("redis://127.0.0.1:1/")
             .await
             .err()
             .expect("nothing listens on port 1");

@@ -1,7 +1,7 @@
 //! Rate limits: per user when signed in, per IP when signed out, with headers.
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestOptions, assert_error, email, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, TestOptions, assert_error, email, spawn_app_with};
 
 backend_tests!(requests_over_the_quota_are_429_with_headers);
 
@@ -56,8 +56,13 @@ fn redis_url() -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_quota_holds_across_two_instances() {
     let Some(redis) = redis_url() else { return };
+    let prefix = unique_prefix();
     let options = || TestOptions {
-        vars: vec![("RATE_LIMIT", "5/60s".into()), ("REDIS_URL", redis.clone())],
+        vars: vec![
+            ("RATE_LIMIT", "5/60s".into()),
+            ("REDIS_URL", redis.clone()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+        ],
         ..Default::default()
     };
     let a = spawn_app_with(Backend::Sqlite, options()).await;
@@ -77,4 +82,45 @@ async fn redis_quota_holds_across_two_instances() {
     let limited = b.get_bearer("/api/me", &ada.jwt).await;
     assert!(limited.headers().contains_key("retry-after"));
     assert_error(limited, 429, "rate_limited").await;
+}
+
+/// A Redis key prefix of this test's own: counts never leak between tests or runs.
+fn unique_prefix() -> String {
+    format!("{}:", gatehouse::ids::new_id(gatehouse::ids::IdKind::Client))
+}
+
+/// With `REDIS_URL` the failed-sign-in counts are shared: two replicas allow no more
+/// guesses than one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_throttles_hold_across_two_instances() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = unique_prefix();
+    let options = || TestOptions {
+        vars: vec![
+            ("RATE_LIMIT", "off".into()),
+            ("REDIS_URL", redis.clone()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+        ],
+        ..Default::default()
+    };
+    let a = spawn_app_with(Backend::Sqlite, options()).await;
+    let b = spawn_app_with(Backend::Sqlite, options()).await;
+    let address = email();
+    a.sign_up(&address).await;
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let response = app.sign_in_with(&app.client, &address, "wrong password").await;
+        assert_error(response, 401, "unauthorized").await;
+    }
+    // The sixth attempt is refused on either instance, even with the right password.
+    for app in [&a, &b] {
+        let response = app.sign_in_with(&app.client, &address, PASSWORD).await;
+        assert!(response.headers().contains_key("retry-after"));
+        assert_error(response, 429, "rate_limited").await;
+    }
+    // A restarted instance still knows: the counts live in Redis.
+    a.stop().await;
+    let c = spawn_app_with(Backend::Sqlite, options()).await;
+    let response = c.sign_in_with(&c.client, &address, PASSWORD).await;
+    assert_error(response, 429, "rate_limited").await;
 }

@@ -299,13 +299,13 @@ pub async fn verify_session(
         .await?
         .ok_or_else(|| AppError::Unauthorized("the session's user no longer exists".to_owned()))?;
     let email_key = users::normalize_email(&user.email);
-    if let Err(wait) = state.throttle.check(&email_key, &ctx.ip) {
+    if let Err(wait) = state.throttle.check(&email_key, &ctx.ip).await {
         return Err(AppError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         });
     }
     if !verify_password(password, user.password_hash.clone()).await? {
-        state.throttle.record_failure(&email_key, &ctx.ip);
+        state.throttle.record_failure(&email_key, &ctx.ip).await;
         return Err(AppError::field("password", "is incorrect"));
     }
     let now = now_ms();

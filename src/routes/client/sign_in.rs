@@ -129,7 +129,7 @@ pub async fn sign_in(
         return Err(AppError::Validation(fields));
     }
     let email_key = normalize_email(&body.email);
-    if let Err(wait) = state.throttle.check(&email_key, &ctx.ip) {
+    if let Err(wait) = state.throttle.check(&email_key, &ctx.ip).await {
         return Err(AppError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         });
@@ -138,11 +138,11 @@ pub async fn sign_in(
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let matches = verify_password(body.password, stored_hash).await?;
     let Some(user) = user.filter(|_| matches) else {
-        state.throttle.record_failure(&email_key, &ctx.ip);
+        state.throttle.record_failure(&email_key, &ctx.ip).await;
         state.metrics.incr("sign_in_failures");
         return Err(AppError::Unauthorized("invalid email or password".to_owned()));
     };
-    state.throttle.record_success(&email_key);
+    state.throttle.record_success(&email_key).await;
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
     let session = open_session(&state, &mut tx, &cookie, &user, &ctx, now).await?;
