@@ -92,6 +92,8 @@ pub struct Config {
     pub clerk: ClerkConfig,
     /// First retry delay of outgoing webhooks (doubles per attempt, with jitter).
     pub webhook_retry_base: Duration,
+    /// How long finished rows (sessions, webhook deliveries, events, receipts, …) are kept.
+    pub retention: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gatehouse.db";
@@ -168,6 +170,10 @@ impl Config {
         let signing_keys_dir = var("SIGNING_KEYS_DIR").map(PathBuf::from);
         let trust_proxy_headers = parse_or(&var, "TRUST_PROXY_HEADERS", false, &mut problems);
         let webhook_retry_base = Duration::from_millis(parse_or(&var, "WEBHOOK_RETRY_BASE_MS", 5000u64, &mut problems));
+        let retention_days = parse_or(&var, "RETENTION_DAYS", 30u64, &mut problems);
+        if retention_days == 0 {
+            problems.push("RETENTION_DAYS: must be at least 1".to_owned());
+        }
         let data_dir = var("DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir_for(&database_url));
@@ -230,6 +236,7 @@ impl Config {
             trust_proxy_headers,
             clerk,
             webhook_retry_base,
+            retention: Duration::from_secs(retention_days * 86_400),
         })
     }
 

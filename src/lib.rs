@@ -11,6 +11,7 @@ pub mod cors;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

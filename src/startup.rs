@@ -206,7 +206,7 @@ impl Application {
             .port();
         let state = web::Data::new(state);
         let server = run(listener, state.clone())?;
-        state.spawn_background(housekeeping(state.clone()));
+        state.spawn_background(crate::jobs::housekeeping::run(state.clone()));
         let outbox = tokio::spawn(crate::webhooks::outbox::run(
             state.clone(),
             state.outbox_shutdown.subscribe(),
@@ -246,34 +246,6 @@ impl Application {
         let result = self.server.await;
         self.state.shut_down().await;
         result
-    }
-}
-
-/// Periodic upkeep, every 30 s: marks sessions past their lifetime as expired, catches
-/// up on revocations (in case a notification was lost), forgets revocations and
-/// rate-limit keys that no longer matter, and deletes expired idempotency keys.
-async fn housekeeping(state: web::Data<AppState>) {
-    {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-        loop {
-            tick.tick().await;
-            let now = crate::clock::now_ms();
-            match crate::db::sessions::expire_due(&state.db.pool, now).await {
-                Ok(ids) if !ids.is_empty() => state.sessions_stopped(&ids).await,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not mark expired sessions"),
-            }
-            state.revocations.prune();
-            if let Err(e) = state.revocations.catch_up(&state.db).await {
-                tracing::warn!(error = %e, "revocation catch-up failed");
-            }
-            if let Some(limits) = &state.rate_limits {
-                limits.sweep();
-            }
-            if let Err(e) = crate::db::idempotency::purge_expired(&state.db.pool, now).await {
-                tracing::warn!(error = %e, "could not purge expired idempotency keys");
-            }
-        }
     }
 }
 

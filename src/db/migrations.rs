@@ -26,5 +26,6 @@ pub fn migrator() -> Migrator {
         3 => "0003_items",
         4 => "0004_templates",
         5 => "0005_webhooks",
+        6 => "0006_retention",
     ])
 }

@@ -11,6 +11,7 @@ mod migrations;
 pub mod org_settings;
 pub mod organizations;
 pub mod pagination;
+pub mod retention;
 pub mod roles;
 pub mod sessions;
 pub mod sync;

@@ -237,16 +237,20 @@ pub async fn set_verified<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<(
     Ok(())
 }
 
-/// Marks active sessions past their absolute lifetime as expired; returns their ids.
+/// Marks up to `limit` active sessions past their absolute lifetime as expired;
+/// returns them as they now are.
 #[tracing::instrument(skip(ex))]
-pub async fn expire_due<'e>(ex: impl Exec<'e>, now: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query(
-        "UPDATE sessions SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expire_at <= $1 RETURNING id",
-    )
+pub async fn expire_due<'e>(ex: impl Exec<'e>, now: i64, limit: i64) -> Result<Vec<Session>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "UPDATE sessions SET status = 'expired', updated_at = $1 WHERE id IN (
+            SELECT id FROM sessions WHERE status = 'active' AND expire_at <= $1 LIMIT $2) RETURNING ",
+        columns!()
+    ))
     .bind(now)
+    .bind(limit)
     .fetch_all(ex)
     .await?;
-    rows.iter().map(|row| row.try_get("id")).collect()
+    rows.iter().map(Session::from_row).collect()
 }
 
 /// A user's live sessions on every device, newest first, one page at a time.

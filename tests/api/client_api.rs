@@ -217,12 +217,11 @@ async fn sign_in_renews_the_client_cookie(backend: Backend) {
     let again = app.sign_in_with(&app.client, &address, PASSWORD).await;
     let again_cookies = set_cookies(&again);
     let renewed = cookie(&again_cookies, "__client");
-    assert!(renewed.contains("Max-Age=604800"), "sign-in renews the lifetime: {renewed}");
-    let after = renewed
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    assert!(
+        renewed.contains("Max-Age=604800"),
+        "sign-in renews the lifetime: {renewed}"
+    );
+    let after = renewed.split(';').next().unwrap().to_owned();
     assert_ne!(before, after, "sign-in issues a new __client cookie value");
 }
 

@@ -10,6 +10,7 @@ mod clerk;
 mod client_api;
 mod faults;
 mod guard;
+mod housekeeping;
 mod items;
 mod openapi_doc;
 mod operations;

@@ -1,0 +1,3 @@
+//! Background work that runs beside the server on every instance.
+
+pub mod housekeeping;
