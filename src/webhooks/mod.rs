@@ -1,5 +1,6 @@
 //! Webhooks both ways: Clerk's (Svix-signed) events in, Gatehouse's own events out.
 
+pub mod address;
 pub mod clerk;
 pub mod outbox;
 pub mod signature;

@@ -38,20 +38,35 @@ pub fn backoff_ms(base_ms: i64, attempt: i64) -> i64 {
     (exponential as f64 * factor) as i64
 }
 
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// The deliveries' HTTP client: short timeouts, no redirects, and in production a
+/// resolver that refuses hosts resolving to internal addresses (SSRF).
+pub fn http_client(production: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("an HTTP client builds")
+        .redirect(reqwest::redirect::Policy::none());
+    if production {
+        builder = builder.dns_resolver(super::address::PublicOnlyResolver);
+    }
+    builder.build().expect("an HTTP client builds")
+}
+
+/// In production a URL whose host is a literal internal address is refused before
+/// sending (the resolver sees only names).
+fn refused_literal(url: &str, production: bool) -> Option<String> {
+    if !production {
+        return None;
+    }
+    let url = reqwest::Url::parse(url).ok()?;
+    let ip: std::net::IpAddr = url.host_str()?.trim_matches(['[', ']']).parse().ok()?;
+    super::address::is_internal(ip).then(|| format!("{ip} is an internal address: refused"))
 }
 
 /// Runs until `shutdown` turns true; deliveries in flight are finished first. Up to
 /// [`BATCH`] deliveries are in flight at once, and free slots are refilled as soon as
 /// they free up, so one slow receiver does not hold back the others.
 pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let http = http_client();
+    let http = http_client(state.config.is_production());
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
     loop {
         if *shutdown.borrow() {
@@ -115,7 +130,9 @@ async fn deliver(state: web::Data<AppState>, http: reqwest::Client, claimed: Cla
     })
     .to_string();
     let started = Instant::now();
+    let refused = refused_literal(&claimed.url, state.config.is_production());
     let result = match WebhookSecret::parse(&claimed.secret) {
+        _ if refused.is_some() => Err(refused.unwrap_or_default()),
         Ok(secret) => {
             let timestamp = crate::clock::now_secs();
             let signature = secret.sign(&claimed.event_id, timestamp, body.as_bytes());
@@ -128,7 +145,7 @@ async fn deliver(state: web::Data<AppState>, http: reqwest::Client, claimed: Cla
                 .send()
                 .await
                 .map(|r| r.status().as_u16())
-                .map_err(|e| e.to_string())
+                .map_err(|e| crate::error::error_chain(&e))
         }
         Err(e) => Err(e.to_string()),
     };

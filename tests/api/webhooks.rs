@@ -659,3 +659,65 @@ async fn two_instances_deliver_each_event_once() {
     assert_eq!(ids.len(), 30, "no event delivered twice");
     assert_eq!(unique.len(), 30);
 }
+
+/// In production a delivery never reaches this machine or its network, even through a
+/// host name registered as harmless: the address is checked when the delivery connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_deliveries_refuse_internal_addresses_at_connect_time() {
+    let receiver = start_receiver().await;
+    let mut options = retry_options("60000");
+    options.vars.push(("APP_ENV", "production".into()));
+    let app = spawn_app_with(Backend::Sqlite, options).await;
+    // Registration refuses these URLs in production; rows written another way (an old
+    // registration, a DNS answer that changed since) meet the check at connect time.
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let by_name = format!("http://localhost:{port}/hooks");
+    for (id, url) in [
+        ("whep_byname", by_name.as_str()),
+        ("whep_literal", receiver.url.as_str()),
+    ] {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, url, events, secret, status, consecutive_failures, created_at, updated_at)
+             VALUES ($1, $2, '', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'active', 0, 0, 0)",
+        )
+        .bind(id)
+        .bind(url)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+    let refused = app
+        .backend(
+            Method::POST,
+            "/backend/v1/webhook_endpoints",
+            Some(&json!({"url": by_name})),
+        )
+        .await;
+    assert_error(refused, 422, "validation_failed").await;
+
+    let ada = app.sign_up(&crate::helpers::email()).await;
+    let created = app
+        .send_bearer(Method::POST, "/api/items", &ada.jwt, Some(&json!({"name": "x"})))
+        .await;
+    assert_eq!(created.status(), 201);
+    for endpoint in ["whep_byname", "whep_literal"] {
+        let path = format!("/backend/v1/webhook_endpoints/{endpoint}/attempts");
+        let attempts: Value = crate::helpers::eventually(Duration::from_secs(10), "a refused attempt", || async {
+            let body: Value = app.backend(Method::GET, &path, None).await.json().await.unwrap();
+            body["data"].as_array().is_some_and(|a| !a.is_empty()).then_some(body)
+        })
+        .await;
+        let error = attempts["data"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("internal address"), "{endpoint}: {attempts}");
+        assert!(attempts["data"][0]["status_code"].is_null());
+    }
+    assert_eq!(receiver.count(), 0, "nothing reached the receiver");
+}

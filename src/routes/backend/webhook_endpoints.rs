@@ -44,7 +44,8 @@ pub struct CreatedEndpoint {
 }
 
 /// In production only public `https` URLs: no loopback, private or link-local hosts
-/// written as addresses or `localhost` (a name that resolves inside is not caught).
+/// written as addresses or `localhost`. A name that resolves inside is refused when a
+/// delivery connects (see [`crate::webhooks::address`]).
 fn check_url(url: &str, production: bool) -> Result<(), String> {
     let (scheme, rest) = url.split_once("://").ok_or("must be an absolute http(s) URL")?;
     let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -58,14 +59,9 @@ fn check_url(url: &str, production: bool) -> Result<(), String> {
         return Err("must be an absolute http(s) URL".to_owned());
     }
     let local = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(v4) => {
-                v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
-            }
-            std::net::IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
-            }
-        });
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(crate::webhooks::address::is_internal);
     match (scheme, production) {
         ("https", false) | ("http", false) => Ok(()),
         ("https", true) if !local => Ok(()),
