@@ -10,7 +10,8 @@ use crate::auth::keys::{self, KeyRing};
 use crate::config::Config;
 use crate::db::sessions::NewSession;
 use crate::db::{Db, clients, sessions, users};
-use crate::startup::{AppState, Application};
+use crate::startup::Application;
+use crate::state::AppState;
 
 #[derive(Parser)]
 #[command(
@@ -112,7 +113,7 @@ fn print_banner(state: &AppState, port: u16) {
     println!(
         "Gatehouse is listening on {base} ({} on {})",
         config.app_env_name(),
-        state.db.backend.name()
+        state.db.dialect.name()
     );
     println!("  Swagger UI:  {base}/swagger-ui/");
     println!("  OpenAPI:     {base}/openapi.json");
@@ -120,14 +121,17 @@ fn print_banner(state: &AppState, port: u16) {
     println!("  Sign up:     curl -i -X POST {base}/v1/sign-up -H 'content-type: application/json' \\");
     println!("                 -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery\"}}'");
     if !config.is_production() {
-        println!("  Secret key (Backend API, development only): {}", state.secret_key);
+        println!(
+            "  Secret key (Backend API, development only): {}",
+            state.secret_key.expose()
+        );
     }
 }
 
 async fn migrate(config: Config) -> CliResult {
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
-    println!("migrations applied ({})", db.backend.name());
+    println!("migrations applied ({})", db.dialect.name());
     Ok(())
 }
 
@@ -189,12 +193,12 @@ async fn mint_token(config: Config, user: &str) -> CliResult {
         lifetime_ms: state.config.session_lifetime.as_millis() as i64,
     };
     let session = sessions::insert(pool, new_session, now).await?;
-    let jwt = state.session_token(&session, None).await?;
+    let jwt = state.tokens.session_token(&session, None).await?;
     eprintln!(
         "session {} for {} (token valid {} s)",
         session.id,
         user.email,
-        state.issuer.lifetime_secs()
+        state.tokens.lifetime_secs()
     );
     println!("{jwt}");
     Ok(())

@@ -10,7 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
 
-use crate::startup::AppState;
+use crate::config::Config;
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-match, x-request-id";
@@ -25,8 +25,8 @@ pub async fn cors(
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .filter(|origin| {
-            req.app_data::<web::Data<AppState>>()
-                .is_some_and(|state| state.config.is_origin_allowed(origin))
+            req.app_data::<web::Data<Config>>()
+                .is_some_and(|config| config.is_origin_allowed(origin))
         })
         .and_then(|origin| HeaderValue::from_str(origin).ok());
     let preflight =

@@ -79,6 +79,59 @@ pub fn has_prefix(id: &str, kind: IdKind) -> bool {
         .is_some_and(|body| !body.is_empty() && body.len() <= 64 && body.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// A path parameter that must be an id of one kind: `web::Path<ItemId>` answers 404
+/// (through the path extractor's error handler) for anything else, before the handler.
+macro_rules! typed_ids {
+    ($($(#[$doc:meta])* $name:ident => $kind:expr),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let id = String::deserialize(deserializer)?;
+                if has_prefix(&id, $kind) {
+                    Ok(Self(id))
+                } else {
+                    Err(serde::de::Error::custom(format!("not a `{}_…` id", $kind.prefix())))
+                }
+            }
+        }
+    )*};
+}
+
+typed_ids! {
+    UserId => IdKind::User,
+    SessionId => IdKind::Session,
+    OrganizationId => IdKind::Organization,
+    ItemId => IdKind::Item,
+    JwtTemplateId => IdKind::JwtTemplate,
+    WebhookEndpointId => IdKind::WebhookEndpoint,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +148,14 @@ mod tests {
         assert!(!has_prefix(&a, IdKind::Session));
         assert!(!has_prefix("user_", IdKind::User));
         assert!(!has_prefix("user_a'b", IdKind::User));
+    }
+
+    #[test]
+    fn typed_ids_check_their_prefix() {
+        let id = new_id(IdKind::Item);
+        let parsed: ItemId = serde_json::from_value(serde_json::json!(id)).unwrap();
+        assert_eq!(parsed.as_str(), id);
+        assert!(serde_json::from_value::<ItemId>(serde_json::json!(new_id(IdKind::User))).is_err());
+        assert!(serde_json::from_value::<SessionId>(serde_json::json!("sess_a'b")).is_err());
     }
 }

@@ -2,6 +2,41 @@
 //!
 //! `main.rs` only parses the command line; everything else lives here so that the
 //! tests and benchmarks drive the very app that ships.
+//!
+//! # The map
+//!
+//! Layers, each importing only the ones below it:
+//!
+//! ```text
+//! cli, startup          wiring: the command line, the server, its middlewares, the jobs
+//! routes/, openapi      HTTP: extract and validate, call a service or the storage, map to JSON
+//! jobs/                 background work: housekeeping, the outbox (webhook deliveries)
+//! services/             operations shared by handlers and jobs, one function each
+//! state                 AppState: what handlers, services and jobs share
+//! auth/, webhooks/      tokens, keys, the authenticator, policy, guard and extractors;
+//!                       webhook signatures, delivery addresses and the Clerk sync rules
+//! db/                   storage: one module per table, both SQL dialects, no SQL elsewhere
+//! config, error, ids,   the base: configuration, the one error type, typed ids, time,
+//! clock, telemetry      logs and metrics
+//! ```
+//!
+//! (`cors` and `telemetry`'s request middleware sit beside `auth::guard`: middlewares
+//! read only the narrow parts of the state they are given as app data.)
+//!
+//! # Where to add…
+//!
+//! - **a route**: a handler in the area's file under `routes/` (state its guard with an
+//!   extractor from [`auth::extractors`], declare its responses in `#[utoipa::path]`),
+//!   add it to that area's `configure`, add its path to the policy in
+//!   [`auth::policy`] if it is not signed-in-only, and regenerate `openapi/openapi.json`.
+//! - **a table**: a migration in `migrations/` (listed in `db/migrations.rs`; a test
+//!   fails when the list and the folder differ) and a module in `db/` with its queries.
+//! - **a permission**: a constant in [`auth::permissions`] and a type for it in
+//!   [`auth::extractors`], then `RequirePermission<YourPermission>` (or
+//!   `DataScope<…>` for data that also has a personal scope) in the handlers.
+//! - **a background job**: a module in `jobs/` with a `run` loop, started in
+//!   `startup::start_background_jobs` (it is stopped with the server).
+//! - **an operation used twice**: a function in `services/`.
 
 pub mod auth;
 pub mod cli;
@@ -14,6 +49,8 @@ pub mod ids;
 pub mod jobs;
 pub mod openapi;
 pub mod routes;
+pub mod services;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod webhooks;

@@ -66,7 +66,7 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             CLIENT_COOKIE,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::auth::client_cookie::CLIENT_COOKIE,
+                crate::auth::cookies::CLIENT_COOKIE,
                 "The device cookie set by sign-up and sign-in.",
             ))),
         );

@@ -12,8 +12,6 @@ use actix_web::{Error, HttpMessage, web};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
-use crate::startup::AppState;
-
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Installs the global subscriber (`RUST_LOG` filters; default `info`).
@@ -48,7 +46,7 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let started = Instant::now();
@@ -60,8 +58,8 @@ pub async fn request_context(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    if let Some(state) = state {
-        state.metrics.record(&method, &route, status, elapsed.as_secs_f64());
+    if let Some(metrics) = metrics {
+        metrics.record(&method, &route, status, elapsed.as_secs_f64());
     }
     span.in_scope(|| tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "handled"));
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -7,6 +7,13 @@ use utoipa::ToSchema;
 use super::permissions::{self, ADMIN_ROLE};
 use super::tokens::SessionClaims;
 
+/// What the middleware resolved, stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub enum AuthState {
+    SignedIn(std::sync::Arc<AuthObject>),
+    SignedOut(super::authenticator::SignedOutReason),
+}
+
 /// A role or a permission to check with [`AuthObject::has`].
 #[derive(Debug, Clone, Copy)]
 pub enum Check<'a> {

@@ -1,5 +1,7 @@
 //! Extractors that make a route's requirement visible in its signature:
-//! [`Auth`] (signed in), [`OrgAuth`] (an active organization), [`RequirePermission`],
+//! [`Auth`] (signed in), [`OrgAuth`] (an active organization), [`RequirePermission`]
+//! (a permission in the active organization, as the membership is *now*),
+//! [`DataScope`] (the personal account, or the active organization with a permission),
 //! [`RequireAdmin`] and [`Reverified`]. They read what the guard middleware resolved;
 //! on an app without the middleware they answer a 500 that names the fix.
 
@@ -9,12 +11,16 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::context::{AuthObject, Check};
-use super::guard::AuthState;
+use super::context::{AuthObject, AuthState, Check};
 use super::permissions::{ADMIN_ROLE, DATA_DELETE, DATA_READ, DATA_WRITE};
+use crate::db::items::Scope;
+use crate::db::{Db, memberships};
 use crate::error::AppError;
+
+/// The future of an extractor that reads the database (actix handlers run on one thread).
+type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
 
 const NO_MIDDLEWARE: &str = "the Gatehouse guard middleware is not installed: wrap the app with \
     `actix_web::middleware::from_fn(gatehouse::auth::guard::guard)` (see startup.rs)";
@@ -117,8 +123,11 @@ impl Permission for DataDelete {
     const NAME: &'static str = DATA_DELETE;
 }
 
-/// An active organization in which the session holds permission `P`.
-/// No organization: 400 `no_active_organization`; without the permission: 403.
+/// An active organization in which the caller holds permission `P` **now**: the
+/// membership and its role's permissions are read from the database on each request, so
+/// a member who left, was removed or lost the permission is refused at once, even with
+/// a token minted before. No organization: 400 `no_active_organization`; not a member
+/// or without the permission: 403.
 pub struct RequirePermission<P: Permission>(pub OrgAuth, PhantomData<P>);
 
 impl<P: Permission> Deref for RequirePermission<P> {
@@ -128,17 +137,83 @@ impl<P: Permission> Deref for RequirePermission<P> {
     }
 }
 
-impl<P: Permission> FromRequest for RequirePermission<P> {
+impl<P: Permission> RequirePermission<P> {
+    async fn check(org: OrgAuth, db: &Db) -> Result<Self, AppError> {
+        let membership = memberships::org_context(&db.pool, &org.user_id, &org.org_id).await?;
+        match membership {
+            Some(m) if m.role == ADMIN_ROLE || m.permissions.iter().any(|p| p == P::NAME) => Ok(Self(org, PhantomData)),
+            Some(_) => Err(AppError::Forbidden(format!("this needs the permission {}", P::NAME))),
+            None => Err(AppError::Forbidden(
+                "you are not a member of the active organization".to_owned(),
+            )),
+        }
+    }
+}
+
+fn database(req: &HttpRequest) -> Result<Db, AppError> {
+    req.app_data::<web::Data<Db>>()
+        .map(|db| db.get_ref().clone())
+        .ok_or(AppError::Misconfigured(
+            "permission extractors need `web::Data<Db>` registered as app data",
+        ))
+}
+
+impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
     type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
+    type Future = LocalBoxFuture<Result<Self, AppError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(OrgAuth::from_http(req).and_then(|org| {
-            if org.has(Check::Permission(P::NAME)) {
-                Ok(Self(org, PhantomData))
-            } else {
-                Err(AppError::Forbidden(format!("this needs the permission {}", P::NAME)))
+        let parts = OrgAuth::from_http(req).and_then(|org| Ok((org, database(req)?)));
+        Box::pin(async move {
+            let (org, db) = parts?;
+            Self::check(org, &db).await
+        })
+    }
+}
+
+/// Where an org-data route acts: with no active organization, the caller's personal
+/// account (their own rows only; `has()` is false there, as in Clerk); with one, that
+/// organization, where the caller must hold `P` ([`RequirePermission`]).
+pub enum DataScope<P: Permission> {
+    Personal(Auth),
+    Organization(RequirePermission<P>),
+}
+
+impl<P: Permission> DataScope<P> {
+    pub fn auth(&self) -> &Auth {
+        match self {
+            Self::Personal(auth) => auth,
+            Self::Organization(org) => &org.auth,
+        }
+    }
+
+    /// The rows this request may touch.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Self::Personal(auth) => Scope::Personal {
+                owner_id: auth.user_id.clone(),
+            },
+            Self::Organization(org) => Scope::Organization(org.org_id.clone()),
+        }
+    }
+}
+
+impl<P: Permission + 'static> FromRequest for DataScope<P> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parts = Auth::from_http(req).and_then(|auth| match auth.org_id.clone() {
+            None => Ok((auth, None)),
+            Some(org_id) => Ok((auth, Some((org_id, database(req)?)))),
+        });
+        Box::pin(async move {
+            match parts? {
+                (auth, None) => Ok(Self::Personal(auth)),
+                (auth, Some((org_id, db))) => {
+                    let org = OrgAuth { auth, org_id };
+                    Ok(Self::Organization(RequirePermission::check(org, &db).await?))
+                }
             }
-        }))
+        })
     }
 }
 

@@ -1,19 +1,23 @@
-//! The auth core: keys, tokens, passwords, throttling and the request context the
-//! client API needs.
+//! The auth core: keys and tokens, the authenticator and its cache, the route policy
+//! and the guard middleware, the extractors handlers declare, permissions, passwords,
+//! throttles and rate limits, revocation, cookies and token minting. It reads the
+//! database through `db` and never imports the HTTP routes or the services above it.
 
-pub mod backend;
+pub mod authenticator;
 pub mod clerk;
-pub mod client_cookie;
 pub mod context;
+pub mod cookies;
 pub mod extractors;
 pub mod guard;
 pub mod keys;
+pub mod minting;
 pub mod password;
 pub mod permissions;
 pub mod policy;
 pub mod rate_limit;
 pub mod request;
 pub mod revocation;
+pub mod secret_key;
 pub mod shortcodes;
 pub mod template_tokens;
 pub mod throttle;

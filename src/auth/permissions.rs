@@ -11,8 +11,7 @@ pub const DATA_READ: &str = "org:data:read";
 pub const DATA_WRITE: &str = "org:data:write";
 pub const DATA_DELETE: &str = "org:data:delete";
 
-pub const ADMIN_ROLE: &str = "org:admin";
-pub const MEMBER_ROLE: &str = "org:member";
+pub use crate::db::roles::{ADMIN_ROLE, MEMBER_ROLE};
 
 /// `org:<feature>:<permission>` split into its parts, when it has that shape.
 pub fn split_permission(permission: &str) -> Option<(&str, &str)> {

@@ -7,8 +7,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
+use crate::config::Config;
 use crate::error::AppError;
-use crate::startup::AppState;
 
 const MAX_USER_AGENT: usize = 512;
 
@@ -24,20 +24,20 @@ pub struct ClientContext {
 
 impl ClientContext {
     fn from_http(req: &HttpRequest) -> Result<Self, AppError> {
-        let state = req
-            .app_data::<web::Data<AppState>>()
-            .ok_or_else(|| AppError::internal("AppState is not registered as app data"))?;
+        let config = req.app_data::<web::Data<Config>>().ok_or(AppError::Misconfigured(
+            "the client API needs `web::Data<Config>` registered as app data",
+        ))?;
         let origin = match req.headers().get(header::ORIGIN) {
             None => None,
             Some(value) => {
                 let origin = value.to_str().unwrap_or_default();
-                if !is_trusted_origin(req, &state.config, origin) {
+                if !is_trusted_origin(req, config, origin) {
                     return Err(AppError::Forbidden(
                         "cross-origin request refused: Origin is not an allowed origin".to_owned(),
                     ));
                 }
                 // Only configured origins become `azp` (the verifier checks it against them).
-                state.config.is_origin_allowed(origin).then(|| origin.to_owned())
+                config.is_origin_allowed(origin).then(|| origin.to_owned())
             }
         };
         let cross_site = req
@@ -53,7 +53,7 @@ impl ClientContext {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
         Ok(Self {
-            ip: client_ip(req, state.config.trust_proxy_headers),
+            ip: client_ip(req, config.trust_proxy_headers),
             user_agent,
             origin,
         })

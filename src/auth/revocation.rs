@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::postgres::PgListener;
 
 use crate::clock::now_ms;
-use crate::db::{Backend, Db};
+use crate::db::{Db, Dialect, sessions};
 
 /// The NOTIFY channel; the payload is a comma-separated list of session ids.
 pub const CHANNEL: &str = "gatehouse_sessions_stopped";
@@ -72,27 +71,34 @@ impl RevocationList {
 
     /// Reads the sessions that stopped within the window (start-up, reconnects, timer).
     pub async fn catch_up(&self, db: &Db) -> Result<usize, sqlx::Error> {
-        let since = now_ms() - self.window_ms;
-        let rows =
-            sqlx::query("SELECT id FROM sessions WHERE status IN ('ended', 'revoked', 'expired') AND updated_at > $1")
-                .bind(since)
-                .fetch_all(&db.pool)
-                .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+        let ids = sessions::stopped_since(&db.pool, now_ms() - self.window_ms).await?;
         self.insert(ids.iter().map(String::as_str));
         Ok(ids.len())
+    }
+
+    /// Sessions stopped (ended, revoked, expired): their tokens are refused from the
+    /// next request on, here at once and, on PostgreSQL, on every instance.
+    pub async fn stopped(&self, db: &Db, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.insert(ids.iter().map(String::as_str));
+        if let Err(e) = announce(db, ids).await {
+            // The other instances' 30 s catch-up still learns it from the table.
+            tracing::warn!(error = %e, "could not announce stopped sessions");
+        }
     }
 }
 
 /// Tells the other instances (PostgreSQL only) that these sessions stopped.
 pub async fn announce(db: &Db, ids: &[String]) -> Result<(), sqlx::Error> {
-    if db.backend != Backend::Postgres || ids.is_empty() {
+    if db.dialect != Dialect::Postgres || ids.is_empty() {
         return Ok(());
     }
     let mut payload = String::new();
     for id in ids {
         if !payload.is_empty() && payload.len() + id.len() + 1 > MAX_PAYLOAD {
-            notify(db, &payload).await?;
+            db.notify(CHANNEL, &payload).await?;
             payload.clear();
         }
         if !payload.is_empty() {
@@ -100,16 +106,7 @@ pub async fn announce(db: &Db, ids: &[String]) -> Result<(), sqlx::Error> {
         }
         payload.push_str(id);
     }
-    notify(db, &payload).await
-}
-
-async fn notify(db: &Db, payload: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(payload)
-        .execute(&db.pool)
-        .await
-        .map(|_| ())
+    db.notify(CHANNEL, &payload).await
 }
 
 /// Listens for other instances' announcements until the process ends, reconnecting

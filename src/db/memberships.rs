@@ -8,8 +8,7 @@ use utoipa::ToSchema;
 use super::Exec;
 use super::organizations::Organization;
 use super::pagination::PageRequest;
-use super::roles::parse_permissions;
-use crate::auth::permissions::ADMIN_ROLE;
+use super::roles::{ADMIN_ROLE, parse_permissions};
 use crate::ids::{IdKind, new_id};
 
 /// Public fields of a member, as an organization admin sees them.

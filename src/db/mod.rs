@@ -23,14 +23,14 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
-/// Which database `DATABASE_URL` points at.
+/// Which SQL dialect `DATABASE_URL` points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum Dialect {
     Sqlite,
     Postgres,
 }
 
-impl Backend {
+impl Dialect {
     pub fn from_url(url: &str) -> Self {
         if url.starts_with("sqlite:") {
             Self::Sqlite
@@ -47,12 +47,15 @@ impl Backend {
     }
 }
 
-/// The connection pool and the backend it talks to.
+/// The connection pool and the dialect it speaks.
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
-    pub backend: Backend,
+    pub dialect: Dialect,
 }
+
+/// A transaction on either dialect.
+pub type Transaction = sqlx::Transaction<'static, Any>;
 
 /// The executor type the repository functions accept: `&AnyPool` or `&mut *tx`.
 pub trait Exec<'e>: Executor<'e, Database = Any> {}
@@ -62,21 +65,21 @@ impl Db {
     /// Connects (creating the SQLite file and its folder on first run).
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         install_default_drivers();
-        let backend = Backend::from_url(url);
-        let url = match backend {
-            Backend::Sqlite => prepare_sqlite_url(url)?,
-            Backend::Postgres => url.to_owned(),
+        let dialect = Dialect::from_url(url);
+        let url = match dialect {
+            Dialect::Sqlite => prepare_sqlite_url(url)?,
+            Dialect::Postgres => url.to_owned(),
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
             })
             // While the database is away a request waits this long, then answers 503.
             .acquire_timeout(Duration::from_secs(3))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    if dialect == Dialect::Sqlite {
                         // WAL lets readers proceed while one writer commits.
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
                             .await?;
@@ -86,7 +89,7 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, dialect })
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -97,6 +100,27 @@ impl Db {
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// `NOTIFY channel, payload` (PostgreSQL): every instance's listener hears it.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A write that lost a race and may simply be tried again: a unique violation from a
+/// racing insert, or SQLite's busy/snapshot errors (PostgreSQL serializes with locks).
+pub fn is_contention(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation() || matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517"))
+        }
+        _ => false,
     }
 }
 

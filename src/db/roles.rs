@@ -5,6 +5,11 @@ use sqlx::Row;
 
 use super::Exec;
 
+/// Every permission, in every organization.
+pub const ADMIN_ROLE: &str = "org:admin";
+/// `org:data:read` and `org:data:write`.
+pub const MEMBER_ROLE: &str = "org:member";
+
 #[derive(Debug, Clone)]
 pub struct Role {
     pub key: String,

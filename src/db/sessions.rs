@@ -178,17 +178,18 @@ pub async fn finish<'e>(
     row.as_ref().map(Session::from_row).transpose()
 }
 
-/// Ends every active session on a client; returns the ids it ended.
+/// Ends every active session on a client; returns them as they now are.
 #[tracing::instrument(skip(ex))]
-pub async fn end_all_for_client<'e>(ex: impl Exec<'e>, client_id: &str, now: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query(
-        "UPDATE sessions SET status = 'ended', updated_at = $1 WHERE client_id = $2 AND status = 'active' RETURNING id",
-    )
+pub async fn end_all_for_client<'e>(ex: impl Exec<'e>, client_id: &str, now: i64) -> Result<Vec<Session>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "UPDATE sessions SET status = 'ended', updated_at = $1 WHERE client_id = $2 AND status = 'active' RETURNING ",
+        columns!()
+    ))
     .bind(now)
     .bind(client_id)
     .fetch_all(ex)
     .await?;
-    rows.iter().map(|row| row.try_get("id")).collect()
+    rows.iter().map(Session::from_row).collect()
 }
 
 /// Records activity at a token refresh; skips the write when the last one is recent,
@@ -277,23 +278,25 @@ pub async fn list_live_for_user<'e>(
     rows.iter().map(Session::from_row).collect()
 }
 
-/// Revokes every active session of a user, except `keep` if given; returns the ids.
+/// Revokes every active session of a user, except `keep` if given; returns them as
+/// they now are.
 #[tracing::instrument(skip(ex))]
 pub async fn revoke_all_for_user<'e>(
     ex: impl Exec<'e>,
     user_id: &str,
     keep: Option<&str>,
     now: i64,
-) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query(
-        "UPDATE sessions SET status = 'revoked', updated_at = $1 WHERE user_id = $2 AND status = 'active' AND id <> $3 RETURNING id",
-    )
+) -> Result<Vec<Session>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "UPDATE sessions SET status = 'revoked', updated_at = $1 WHERE user_id = $2 AND status = 'active' AND id <> $3 RETURNING ",
+        columns!()
+    ))
     .bind(now)
     .bind(user_id)
     .bind(keep.unwrap_or(""))
     .fetch_all(ex)
     .await?;
-    rows.iter().map(|row| row.try_get("id")).collect()
+    rows.iter().map(Session::from_row).collect()
 }
 
 /// A user's sessions in every status, newest first, one page at a time (Backend API).
@@ -315,4 +318,15 @@ pub async fn list_for_user<'e>(
     .fetch_all(ex)
     .await?;
     rows.iter().map(Session::from_row).collect()
+}
+
+/// The ids of sessions that stopped (ended, revoked, expired) since `since` (Unix ms).
+#[tracing::instrument(skip(ex))]
+pub async fn stopped_since<'e>(ex: impl Exec<'e>, since: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT id FROM sessions WHERE status IN ('ended', 'revoked', 'expired') AND updated_at > $1")
+            .bind(since)
+            .fetch_all(ex)
+            .await?;
+    rows.iter().map(|row| row.try_get("id")).collect()
 }

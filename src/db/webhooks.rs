@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::pagination::PageRequest;
-use super::{Backend, Db, Exec};
+use super::{Db, Dialect, Exec};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WebhookEndpoint {
@@ -145,7 +145,7 @@ pub struct Claimed {
 /// on SQLite the single writer makes the UPDATE atomic. A claim that is never settled
 /// (a crash) is due again when its lease ends: at least once.
 pub async fn claim_due(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    if db.backend == Backend::Sqlite {
+    if db.dialect == Dialect::Sqlite {
         // SQLite's RETURNING may not name the FROM tables: claim, then read the details.
         return claim_due_sqlite(db, now, lease_until, limit).await;
     }

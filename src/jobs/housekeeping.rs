@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use actix_web::web;
 
+use crate::db::idempotency;
 use crate::db::retention::PURGES;
-use crate::db::{events, idempotency, sessions};
-use crate::startup::AppState;
+use crate::services;
+use crate::state::AppState;
 
 const EVERY: Duration = Duration::from_secs(30);
 /// Rows per statement: short transactions that never hold a table for long.
@@ -34,7 +35,7 @@ pub async fn run_once(state: &AppState, now: i64) {
     if let Err(e) = state.revocations.catch_up(&state.db).await {
         tracing::warn!(error = %e, "revocation catch-up failed");
     }
-    if let Some(limits) = &state.rate_limits {
+    if let Some(limits) = &state.guard.rate_limits {
         limits.sweep();
     }
     if let Err(e) = idempotency::purge_expired(&state.db.pool, now).await {
@@ -63,21 +64,9 @@ pub async fn run_once(state: &AppState, now: i64) {
     }
 }
 
-/// Marks sessions past their lifetime as expired, each with its `session.ended` event in
-/// the same transaction, and stops their tokens at once.
-async fn expire_sessions(state: &AppState, now: i64) -> Result<(), sqlx::Error> {
-    loop {
-        let mut tx = state.db.pool.begin().await?;
-        let expired = sessions::expire_due(&mut *tx, now, BATCH).await?;
-        for session in &expired {
-            let data = serde_json::to_value(session).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            events::record(&mut tx, events::SESSION_ENDED, None, Some(&session.user_id), &data, now).await?;
-        }
-        tx.commit().await?;
-        let ids: Vec<String> = expired.iter().map(|s| s.id.clone()).collect();
-        state.sessions_stopped(&ids).await;
-        if (expired.len() as i64) < BATCH {
-            return Ok(());
-        }
-    }
+/// Marks sessions past their lifetime as expired (each with its `session.ended` event),
+/// a batch at a time, and stops their tokens at once.
+async fn expire_sessions(state: &AppState, now: i64) -> crate::error::AppResult<()> {
+    while services::sessions::expire_due(state, now, BATCH).await? == BATCH as usize {}
+    Ok(())
 }

@@ -1,3 +1,4 @@
 //! Background work that runs beside the server on every instance.
 
 pub mod housekeeping;
+pub mod outbox;

@@ -9,7 +9,6 @@ pub mod me;
 pub mod org_settings;
 pub mod organizations;
 pub mod pages;
-pub mod sessions;
 pub mod tokens;
 pub mod webhooks;
 pub mod wellknown;
@@ -22,7 +21,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     wellknown::configure(cfg);
     client::configure(cfg);
     me::configure(cfg);
-    sessions::configure(cfg);
     organizations::configure(cfg);
     org_settings::configure(cfg);
     items::configure(cfg);

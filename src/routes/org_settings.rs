@@ -8,7 +8,7 @@ use crate::auth::permissions::ADMIN_ROLE;
 use crate::clock::now_ms;
 use crate::db::{memberships, org_settings};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_settings).service(put_settings);

@@ -6,12 +6,10 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::extractors::Auth;
-use crate::auth::permissions::ADMIN_ROLE;
-use crate::clock::now_ms;
 use crate::db::organizations::Organization;
-use crate::db::{events, memberships, organizations};
-use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
-use crate::startup::AppState;
+use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
+use crate::services;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_organization);
@@ -102,33 +100,7 @@ async fn create_organization(
     if !fields.is_empty() {
         return Err(AppError::Validation(fields));
     }
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    let org = organizations::insert(&mut *tx, name, &slug, &auth.user_id, now)
-        .await
-        .on_unique_violation(|| AppError::Conflict(format!("the slug `{slug}` is taken")))?;
-    let membership_id = memberships::insert(&mut *tx, &org.id, &auth.user_id, ADMIN_ROLE, now).await?;
-    let org_json = serde_json::to_value(&org).map_err(AppError::internal)?;
-    events::record(
-        &mut tx,
-        events::ORGANIZATION_CREATED,
-        Some(&org.id),
-        Some(&auth.user_id),
-        &org_json,
-        now,
-    )
-    .await?;
-    let membership = serde_json::json!({"id": membership_id, "organization_id": org.id, "user_id": auth.user_id, "role": ADMIN_ROLE});
-    events::record(
-        &mut tx,
-        events::MEMBERSHIP_CREATED,
-        Some(&org.id),
-        Some(&auth.user_id),
-        &membership,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    let org = services::memberships::create_organization(&state, &auth.user_id, name, &slug).await?;
     Ok(HttpResponse::Created().json(org))
 }
 

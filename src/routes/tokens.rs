@@ -4,11 +4,9 @@ use actix_web::{post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::extractors::Auth;
-use crate::clock::now_ms;
-use crate::db::jwt_templates;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppResult, ErrorBody};
 use crate::routes::client::TokenResponse;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(template_token);
@@ -33,12 +31,9 @@ async fn template_token(
     auth: Auth,
     template: web::Path<String>,
 ) -> AppResult<web::Json<TokenResponse>> {
-    let template = jwt_templates::find_by_name(&state.db.pool, &template)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no JWT template named `{template}`")))?;
-    let ctx = state
-        .template_context(&auth.user_id, Some(&auth.session_id), auth.org_id.as_deref())
+    let jwt = state
+        .tokens
+        .template_token_named(&template, &auth.user_id, &auth.session_id, auth.org_id.as_deref())
         .await?;
-    let jwt = state.template_token(&template, &ctx, now_ms())?;
     Ok(web::Json(TokenResponse { jwt }))
 }

@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::clock::{now_ms, now_secs};
 use crate::db::sync;
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::webhooks::clerk::{ApplyError, ClerkEvent, apply};
 use crate::webhooks::signature::WebhookSecret;
 
@@ -94,7 +94,7 @@ async fn clerk_webhook(state: web::Data<AppState>, req: HttpRequest, payload: we
     if !applied.handled {
         tracing::info!(event_type = %event.event_type, "ignored a Clerk event type this server does not handle");
     }
-    state.sessions_stopped(&applied.stopped_sessions).await;
+    state.revocations.stopped(&state.db, &applied.stopped_sessions).await;
     Ok(HttpResponse::Ok().json(WebhookReceipt {
         applied: applied.handled,
     }))

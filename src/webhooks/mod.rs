@@ -2,5 +2,4 @@
 
 pub mod address;
 pub mod clerk;
-pub mod outbox;
 pub mod signature;

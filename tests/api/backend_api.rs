@@ -5,11 +5,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, SECRET_KEY, TestApp, assert_error, spawn_app};
+use crate::db_tests;
+use crate::helpers::{SECRET_KEY, TestApp, TestDb, assert_error, spawn_app};
 use crate::session_tokens::claims_of;
 
-backend_tests!(
+db_tests!(
     the_backend_api_needs_the_secret_key,
     templates_are_validated_when_saved,
     supabase_preset_tokens_verify_with_hs256,
@@ -26,8 +26,8 @@ async fn create_template(app: &TestApp, body: Value) -> reqwest::Response {
         .await
 }
 
-async fn the_backend_api_needs_the_secret_key(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn the_backend_api_needs_the_secret_key(database: TestDb) {
+    let app = spawn_app(database).await;
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -54,8 +54,8 @@ async fn the_backend_api_needs_the_secret_key(backend: Backend) {
     assert_eq!(app.backend(Method::GET, "/backend/v1/users", None).await.status(), 200);
 }
 
-async fn templates_are_validated_when_saved(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn templates_are_validated_when_saved(database: TestDb) {
+    let app = spawn_app(database).await;
     let created = create_template(
         &app,
         json!({"name": "basic", "claims": {"email": "{{user.primary_email_address}}"}}),
@@ -138,8 +138,8 @@ async fn templates_are_validated_when_saved(backend: Backend) {
     assert_error(app.backend(Method::GET, &path, None).await, 404, "not_found").await;
 }
 
-async fn supabase_preset_tokens_verify_with_hs256(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn supabase_preset_tokens_verify_with_hs256(database: TestDb) {
+    let app = spawn_app(database).await;
     let preset = json!({
         "name": "supabase",
         "claims": {"aud": "authenticated", "role": "authenticated", "email": "{{user.primary_email_address}}"},
@@ -200,8 +200,8 @@ async fn supabase_preset_tokens_verify_with_hs256(backend: Backend) {
     .await;
 }
 
-async fn rs256_templates_render_organization_shortcodes(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn rs256_templates_render_organization_shortcodes(database: TestDb) {
+    let app = spawn_app(database).await;
     let template = json!({"name": "hasura", "lifetime": 300, "claims": {
         "https://hasura.io/jwt/claims": {"x-hasura-org-id": "{{org.id}}", "x-hasura-role": "{{org.role || 'user'}}"},
         "org": "{{org.slug}}", "meta": "{{user.public_metadata}}", "greeting": "hi {{user.first_name || 'there'}}"
@@ -258,8 +258,8 @@ async fn rs256_templates_render_organization_shortcodes(backend: Backend) {
 }
 
 /// Clerk's `custom_signing_key`: an HS256 secret or an RS256 PEM of the template's own.
-async fn custom_signing_keys_sign_template_tokens(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn custom_signing_keys_sign_template_tokens(database: TestDb) {
+    let app = spawn_app(database).await;
     let pem = gatehouse::auth::keys::generate_pem().unwrap();
     let created = create_template(
         &app,
@@ -348,8 +348,8 @@ async fn custom_signing_keys_sign_template_tokens(backend: Backend) {
     );
 }
 
-async fn custom_session_claims_reach_session_tokens(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn custom_session_claims_reach_session_tokens(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let template =
         json!({"claims": {"metadata": "{{user.public_metadata}}", "email": "{{user.primary_email_address}}"}});
@@ -421,8 +421,8 @@ async fn custom_session_claims_reach_session_tokens(backend: Backend) {
     assert_eq!(app.get_bearer("/api/me", jwt).await.status(), 200);
 }
 
-async fn backend_users_and_sessions(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn backend_users_and_sessions(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let users: Value = app

@@ -2,17 +2,17 @@
 
 use serde_json::json;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, PASSWORD, assert_error, email, spawn_app};
+use crate::db_tests;
+use crate::helpers::{PASSWORD, TestDb, assert_error, email, spawn_app};
 
-backend_tests!(
+db_tests!(
     bad_bodies_are_clear_4xx,
     sign_up_policy_is_explained_per_field,
     bad_input_writes_nothing
 );
 
-async fn bad_bodies_are_clear_4xx(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn bad_bodies_are_clear_4xx(database: TestDb) {
+    let app = spawn_app(database).await;
     let url = app.url("/v1/sign-up");
     let send = |body: String, content_type: &'static str| {
         app.client
@@ -91,8 +91,8 @@ async fn bad_bodies_are_clear_4xx(backend: Backend) {
     assert_error(long, 422, "validation_failed").await;
 }
 
-async fn sign_up_policy_is_explained_per_field(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn sign_up_policy_is_explained_per_field(database: TestDb) {
+    let app = spawn_app(database).await;
     let cases = [
         (json!({"email": "not-an-email", "password": PASSWORD}), "email"),
         (
@@ -113,8 +113,8 @@ async fn sign_up_policy_is_explained_per_field(backend: Backend) {
     }
 }
 
-async fn bad_input_writes_nothing(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn bad_input_writes_nothing(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let short = app
         .post_json(

@@ -4,13 +4,13 @@
 
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, email, spawn_app};
+use crate::helpers::{PASSWORD, TestDb, email, spawn_app};
 use crate::webdriver::Driver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_page_end_to_end() {
     let Some(driver) = Driver::start().await else { return };
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app(TestDb::Sqlite).await;
     let address = email();
 
     // Device A: the account page sends a signed-out visitor to sign in, keeping the way back.

@@ -10,7 +10,7 @@ use gatehouse::auth::tokens::{SESSION_TOKEN_CATEGORY, TEMPLATE_TOKEN_CATEGORY, s
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestOptions, assert_error, spawn_app_with};
+use crate::helpers::{TestDb, TestOptions, assert_error, spawn_app_with};
 
 const CLERK_ISSUER: &str = "https://clerk.example.test";
 
@@ -117,7 +117,7 @@ fn clerk_options(jwks_url: &str, min_refetch: &str) -> TestOptions {
 async fn clerk_tokens_give_the_same_auth_as_ours() {
     let key = ClerkKey::new();
     let jwks = serve_jwks(vec![key.jwk.clone()]).await;
-    let app = spawn_app_with(Backend::Sqlite, clerk_options(&jwks.url, "30")).await;
+    let app = spawn_app_with(TestDb::Sqlite, clerk_options(&jwks.url, "30")).await;
 
     let token = key.sign(&clerk_claims(json!({})), SESSION_TOKEN_CATEGORY);
     let response = app.get_bearer("/api/me", &token).await;
@@ -150,7 +150,7 @@ async fn clerk_token_attacks_are_401() {
     let key = ClerkKey::new();
     let stranger = ClerkKey::new();
     let jwks = serve_jwks(vec![key.jwk.clone()]).await;
-    let app = spawn_app_with(Backend::Sqlite, clerk_options(&jwks.url, "3600")).await;
+    let app = spawn_app_with(TestDb::Sqlite, clerk_options(&jwks.url, "3600")).await;
     let now = gatehouse::clock::now_secs();
     let public_n = key.jwk["n"].as_str().unwrap().to_owned();
     let hs = sign_compact(
@@ -223,7 +223,7 @@ async fn a_rotated_clerk_key_is_picked_up() {
     let old = ClerkKey::new();
     let new = ClerkKey::new();
     let jwks = serve_jwks(vec![old.jwk.clone()]).await;
-    let app = spawn_app_with(Backend::Sqlite, clerk_options(&jwks.url, "0")).await;
+    let app = spawn_app_with(TestDb::Sqlite, clerk_options(&jwks.url, "0")).await;
     assert_eq!(
         app.get_bearer("/api/me", &old.sign(&clerk_claims(json!({})), SESSION_TOKEN_CATEGORY))
             .await
@@ -242,7 +242,7 @@ async fn a_rotated_clerk_key_is_picked_up() {
 async fn an_unreachable_jwks_is_503_not_a_hang() {
     let key = ClerkKey::new();
     let app = spawn_app_with(
-        Backend::Sqlite,
+        TestDb::Sqlite,
         clerk_options("http://127.0.0.1:1/.well-known/jwks.json", "0"),
     )
     .await;
@@ -264,7 +264,7 @@ async fn a_clerk_pem_verifies_without_network() {
         ],
         ..Default::default()
     };
-    let app = spawn_app_with(Backend::Sqlite, options).await;
+    let app = spawn_app_with(TestDb::Sqlite, options).await;
     let me: Value = app
         .get_bearer("/api/me", &key.sign(&clerk_claims(json!({})), SESSION_TOKEN_CATEGORY))
         .await

@@ -3,10 +3,10 @@
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, PASSWORD, assert_error, cookie_client, email, signed_in, spawn_app};
+use crate::db_tests;
+use crate::helpers::{PASSWORD, TestDb, assert_error, cookie_client, email, signed_in, spawn_app};
 
-backend_tests!(
+db_tests!(
     sign_up_creates_user_session_and_cookies,
     emails_are_unique_case_insensitively,
     sign_in_adds_a_session_to_this_client,
@@ -35,8 +35,8 @@ fn cookie<'a>(cookies: &'a [String], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
 }
 
-async fn sign_up_creates_user_session_and_cookies(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn sign_up_creates_user_session_and_cookies(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let response = app
         .post_json(
@@ -96,8 +96,8 @@ async fn sign_up_creates_user_session_and_cookies(backend: Backend) {
     assert_eq!(client["last_active_session_id"], signed.session_id.as_str());
 }
 
-async fn emails_are_unique_case_insensitively(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn emails_are_unique_case_insensitively(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     app.sign_up(&address).await;
     let again = app
@@ -116,8 +116,8 @@ async fn emails_are_unique_case_insensitively(backend: Backend) {
     assert_eq!(response.status(), 200);
 }
 
-async fn sign_in_adds_a_session_to_this_client(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn sign_in_adds_a_session_to_this_client(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let first = app.sign_up(&address).await;
     let response = app.sign_in_with(&app.client, &address, PASSWORD).await;
@@ -157,8 +157,8 @@ async fn sign_in_adds_a_session_to_this_client(backend: Backend) {
     assert_eq!(client["last_active_session_id"], first.session_id.as_str());
 }
 
-async fn wrong_password_and_unknown_email_answer_the_same(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn wrong_password_and_unknown_email_answer_the_same(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     app.sign_up(&address).await;
     let wrong = app.sign_in_with(&cookie_client(), &address, "not the password").await;
@@ -176,8 +176,8 @@ async fn wrong_password_and_unknown_email_answer_the_same(backend: Backend) {
     assert_eq!(wrong, unknown);
 }
 
-async fn failed_sign_ins_are_throttled(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn failed_sign_ins_are_throttled(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     app.sign_up(&address).await;
     for _ in 0..5 {
@@ -199,8 +199,8 @@ async fn failed_sign_ins_are_throttled(backend: Backend) {
     assert_eq!(app.sign_in_with(&cookie_client(), &other, PASSWORD).await.status(), 200);
 }
 
-async fn sign_in_renews_the_client_cookie(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn sign_in_renews_the_client_cookie(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let up = app
         .post_json(
@@ -225,8 +225,8 @@ async fn sign_in_renews_the_client_cookie(backend: Backend) {
     assert_ne!(before, after, "sign-in issues a new __client cookie value");
 }
 
-async fn refresh_needs_this_devices_client(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn refresh_needs_this_devices_client(database: TestDb) {
+    let app = spawn_app(database).await;
     let signed = app.sign_up(&email()).await;
     let refreshed = app.refresh(&app.client, &signed.session_id).await;
     assert_eq!(refreshed.status(), 200);
@@ -251,8 +251,8 @@ async fn refresh_needs_this_devices_client(backend: Backend) {
     assert_error(app.refresh(&app.client, "not-an-id").await, 404, "not_found").await;
 }
 
-async fn ended_and_expired_sessions_cannot_refresh(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn ended_and_expired_sessions_cannot_refresh(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let first = app.sign_up(&address).await;
     let second = signed_in(app.sign_in_with(&app.client, &address, PASSWORD).await).await;
@@ -297,8 +297,8 @@ async fn ended_and_expired_sessions_cannot_refresh(backend: Backend) {
     assert_eq!(client["sessions"], json!([]));
 }
 
-async fn sign_out_everywhere_on_this_device(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn sign_out_everywhere_on_this_device(database: TestDb) {
+    let app = spawn_app(database).await;
     let a = app.sign_up(&email()).await;
     let b = app.sign_up(&email()).await;
     let response = app.client.delete(app.url("/v1/client/sessions")).send().await.unwrap();
@@ -312,8 +312,8 @@ async fn sign_out_everywhere_on_this_device(backend: Backend) {
     }
 }
 
-async fn cross_origin_requests_are_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn cross_origin_requests_are_refused(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let evil = app
         .client

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::helpers::{Backend, TestApp, TestOptions, address_of, assert_error, eventually, spawn_app_with};
+use crate::helpers::{TestApp, TestDb, TestOptions, address_of, assert_error, eventually, spawn_app_with};
 
 /// Forwards loopback connections to `target` until cut.
 struct FaultProxy {
@@ -76,7 +76,7 @@ async fn create_item(app: &TestApp, jwt: &str, key: &str) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_503_and_the_app_recovers_by_itself() {
-    let Some(Backend::Postgres { admin_url }) = Backend::postgres() else {
+    let Some(TestDb::Postgres { admin_url }) = TestDb::postgres() else {
         return;
     };
     let proxy = FaultProxy::start(address_of(&admin_url)).await;
@@ -84,7 +84,7 @@ async fn a_database_outage_is_503_and_the_app_recovers_by_itself() {
         database_address: Some(proxy.address.clone()),
         ..Default::default()
     };
-    let app = spawn_app_with(Backend::Postgres { admin_url }, options).await;
+    let app = spawn_app_with(TestDb::Postgres { admin_url }, options).await;
     let ada = app.new_member().await;
     assert_eq!(create_item(&app, &ada.signed.jwt, "before").await.status(), 201);
 
@@ -127,12 +127,12 @@ async fn a_database_outage_is_503_and_the_app_recovers_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_backends_are_503_never_500() {
-    let Some(backend) = Backend::postgres() else { return };
-    let Backend::Postgres { admin_url } = &backend else {
+    let Some(database) = TestDb::postgres() else { return };
+    let TestDb::Postgres { admin_url } = &database else {
         unreachable!()
     };
     let admin_url = admin_url.clone();
-    let app = spawn_app_with(backend, TestOptions::default()).await;
+    let app = spawn_app_with(database, TestOptions::default()).await;
     let ada = app.new_member().await;
     let database: String = sqlx::query_scalar("SELECT current_database()::text")
         .fetch_one(&app.state.db.pool)

@@ -6,10 +6,10 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, TestOptions, assert_error, email, spawn_app, spawn_app_with, test_signing_key};
+use crate::db_tests;
+use crate::helpers::{TestDb, TestOptions, assert_error, email, spawn_app, spawn_app_with, test_signing_key};
 
-backend_tests!(
+db_tests!(
     signed_out_api_is_401_and_pages_redirect,
     me_is_the_auth_object_without_a_database_read,
     token_attacks_are_401,
@@ -18,8 +18,8 @@ backend_tests!(
     cors_answers_allowed_origins_only,
 );
 
-async fn cors_answers_allowed_origins_only(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn cors_answers_allowed_origins_only(database: TestDb) {
+    let app = spawn_app(database).await;
     let signed = app.sign_up(&email()).await;
     let client = reqwest::Client::new();
     let preflight = |origin: &'static str| {
@@ -80,8 +80,8 @@ async fn cors_answers_allowed_origins_only(backend: Backend) {
     assert!(response.headers().get("access-control-allow-origin").is_none());
 }
 
-async fn signed_out_api_is_401_and_pages_redirect(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn signed_out_api_is_401_and_pages_redirect(database: TestDb) {
+    let app = spawn_app(database).await;
     let response = reqwest::Client::new().get(app.url("/api/me")).send().await.unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert!(response.headers().get("x-user-id").is_none());
@@ -138,8 +138,8 @@ async fn signed_out_api_is_401_and_pages_redirect(backend: Backend) {
     assert_error(encoded, 401, "unauthorized").await;
 }
 
-async fn me_is_the_auth_object_without_a_database_read(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn me_is_the_auth_object_without_a_database_read(database: TestDb) {
+    let app = spawn_app(database).await;
     let signed = app.sign_up(&email()).await;
     let response = app.get_bearer("/api/me", &signed.jwt).await;
     assert_eq!(response.status(), 200);
@@ -184,8 +184,8 @@ fn b64(value: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
-async fn token_attacks_are_401(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn token_attacks_are_401(database: TestDb) {
+    let app = spawn_app(database).await;
     let signed = app.sign_up(&email()).await;
     let now = gatehouse::clock::now_secs();
     let key = EncodingKey::from_rsa_pem(test_signing_key().as_bytes()).unwrap();
@@ -286,8 +286,8 @@ async fn token_attacks_are_401(backend: Backend) {
     }
 }
 
-async fn session_cookie_authenticates_and_csrf_is_checked(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn session_cookie_authenticates_and_csrf_is_checked(database: TestDb) {
+    let app = spawn_app(database).await;
     // The app's cookie client holds __session after sign-up.
     let signed = app.sign_up(&email()).await;
     let me: Value = app
@@ -353,9 +353,9 @@ async fn session_cookie_authenticates_and_csrf_is_checked(backend: Backend) {
     );
 }
 
-async fn old_tokens_are_session_expired_under_max_token_age(backend: Backend) {
+async fn old_tokens_are_session_expired_under_max_token_age(database: TestDb) {
     let app = spawn_app_with(
-        backend,
+        database,
         TestOptions {
             vars: vec![("RATE_LIMIT", "off".into()), ("MAX_TOKEN_AGE", "1".into())],
             ..Default::default()
@@ -409,7 +409,7 @@ async fn permission_and_optional_extractors_allow_and_deny() {
     use actix_web::{App, HttpResponse, test, web};
     use gatehouse::auth::extractors::{DataDelete, DataWrite, MaybeAuth, RequirePermission};
 
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app(TestDb::Sqlite).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let org_id = app.create_org(&ada.signed.jwt, "Probe").await;
@@ -431,7 +431,7 @@ async fn permission_and_optional_extractors_allow_and_deny() {
 
     let probe = test::init_service(
         App::new()
-            .app_data(app.state.clone())
+            .configure(|cfg| gatehouse::state::AppState::register(&app.state, cfg))
             .route(
                 "/api/write",
                 web::get()

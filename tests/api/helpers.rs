@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use gatehouse::config::Config;
-use gatehouse::startup::{AppState, Application};
+use gatehouse::startup::Application;
+use gatehouse::state::AppState;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::migrate::MigrateDatabase;
@@ -15,12 +16,12 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// Which database a test runs on.
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub enum TestDb {
     Sqlite,
     Postgres { admin_url: String },
 }
 
-impl Backend {
+impl TestDb {
     /// PostgreSQL when `TEST_DATABASE_URL` is set. In CI (`CI` set) its absence fails
     /// the test instead of skipping it, so the PostgreSQL half can never go missing.
     pub fn postgres() -> Option<Self> {
@@ -37,16 +38,16 @@ impl Backend {
     }
 }
 
-/// Runs an async test body on each backend: `backend_tests!(a, b)` expects
-/// `async fn a(backend: Backend)` and makes `sqlite::a` and `postgres::a`.
+/// Runs an async test body on each backend: `db_tests!(a, b)` expects
+/// `async fn a(database: TestDb)` and makes `sqlite::a` and `postgres::a`.
 #[macro_export]
-macro_rules! backend_tests {
+macro_rules! db_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
+                    super::$name($crate::helpers::TestDb::Sqlite).await
                 }
             )*
         }
@@ -54,8 +55,8 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(backend) = $crate::helpers::Backend::postgres() {
-                        super::$name(backend).await
+                    if let Some(database) = $crate::helpers::TestDb::postgres() {
+                        super::$name(database).await
                     }
                 }
             )*
@@ -93,17 +94,17 @@ impl Default for TestOptions {
     }
 }
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, TestOptions::default()).await
+pub async fn spawn_app(database: TestDb) -> TestApp {
+    spawn_app_with(database, TestOptions::default()).await
 }
 
-pub async fn spawn_app_with(backend: Backend, options: TestOptions) -> TestApp {
+pub async fn spawn_app_with(database: TestDb, options: TestOptions) -> TestApp {
     let unique = gatehouse::ids::new_id(gatehouse::ids::IdKind::Client).replace("client_", "");
     let dir = std::env::temp_dir().join(format!("gatehouse-test-{unique}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let (database_url, drop_database) = match &backend {
-        Backend::Sqlite => (format!("sqlite://{}/gatehouse.db", dir.display()), None),
-        Backend::Postgres { admin_url } => {
+    let (database_url, drop_database) = match &database {
+        TestDb::Sqlite => (format!("sqlite://{}/gatehouse.db", dir.display()), None),
+        TestDb::Postgres { admin_url } => {
             let name = format!("gatehouse_test_{unique}");
             let url = with_database(admin_url, &name);
             sqlx::any::install_default_drivers();

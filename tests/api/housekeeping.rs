@@ -4,10 +4,10 @@
 use gatehouse::jobs::housekeeping::run_once;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, assert_error, spawn_app};
+use crate::db_tests;
+use crate::helpers::{TestApp, TestDb, assert_error, spawn_app};
 
-backend_tests!(
+db_tests!(
     expiry_by_the_timer_ends_sessions_with_an_event,
     retention_deletes_old_rows_and_keeps_pending_ones,
 );
@@ -28,8 +28,8 @@ async fn count(app: &TestApp, sql: &'static str, bind: &str) -> i64 {
         .unwrap()
 }
 
-async fn expiry_by_the_timer_ends_sessions_with_an_event(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn expiry_by_the_timer_ends_sessions_with_an_event(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     assert_eq!(app.get_bearer("/api/me", &ada.signed.jwt).await.status(), 200);
     exec(
@@ -65,8 +65,8 @@ async fn expiry_by_the_timer_ends_sessions_with_an_event(backend: Backend) {
     assert_eq!(events, 1);
 }
 
-async fn retention_deletes_old_rows_and_keeps_pending_ones(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn retention_deletes_old_rows_and_keeps_pending_ones(database: TestDb) {
+    let app = spawn_app(database).await;
     let now = gatehouse::clock::now_ms();
     let old = (now - 31 * 86_400_000).to_string();
     let recent = (now - 86_400_000).to_string();

@@ -4,10 +4,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, Member, TestApp, assert_error, spawn_app};
+use crate::db_tests;
+use crate::helpers::{Member, TestApp, TestDb, assert_error, spawn_app};
 
-backend_tests!(
+db_tests!(
     personal_items_crud_with_etags,
     organization_items_follow_permissions,
     cross_tenant_matrix,
@@ -63,8 +63,8 @@ async fn org_with(app: &TestApp, admin: &Member, members: &[&Member]) -> (String
     (org_id, admin_jwt, jwts)
 }
 
-async fn personal_items_crud_with_etags(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn personal_items_crud_with_etags(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let jwt = &ada.signed.jwt;
     let response = create(&app, jwt, json!({"name": "  Notes  ", "data": {"tags": ["a"]}})).await;
@@ -143,8 +143,8 @@ async fn personal_items_crud_with_etags(backend: Backend) {
     .await;
 }
 
-async fn organization_items_follow_permissions(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn organization_items_follow_permissions(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let (org_id, admin_jwt, jwts) = org_with(&app, &ada, &[&bob]).await;
@@ -212,8 +212,8 @@ async fn organization_items_follow_permissions(backend: Backend) {
 /// For each verb, each foreign scope answers as the contract says: items of another
 /// organization or another user's personal items are 404 (as if absent), and after
 /// leaving an organization or having the membership revoked, its token gets 403.
-async fn cross_tenant_matrix(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn cross_tenant_matrix(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await; // admin of A
     let bob = app.new_member().await; // member of A, later revoked
     let dan = app.new_member().await; // admin of A, later leaves
@@ -345,8 +345,8 @@ async fn cross_tenant_matrix(backend: Backend) {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM items WHERE name = 'pwned'").await, 0);
 }
 
-async fn pages_are_stable_while_rows_are_inserted(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn pages_are_stable_while_rows_are_inserted(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let jwt = &ada.signed.jwt;
     let mut created = Vec::new();
@@ -399,8 +399,8 @@ async fn pages_are_stable_while_rows_are_inserted(backend: Backend) {
     .await;
 }
 
-async fn bad_item_input_is_422_and_writes_nothing(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn bad_item_input_is_422_and_writes_nothing(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let jwt = &ada.signed.jwt;
     let cases = [
@@ -467,8 +467,8 @@ async fn post_with_key(app: &TestApp, jwt: &str, key: &str, body: &Value) -> req
         .unwrap()
 }
 
-async fn idempotency_keys_replay_the_first_response(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn idempotency_keys_replay_the_first_response(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let body = json!({"name": "Invoice", "data": {"amount": 10}});
@@ -497,8 +497,8 @@ async fn idempotency_keys_replay_the_first_response(backend: Backend) {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM items").await, 3);
 }
 
-async fn racing_updates_with_one_version_let_exactly_one_win(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn racing_updates_with_one_version_let_exactly_one_win(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let item = create_item(&app, &ada.signed.jwt, "race").await;
     let path = format!("/api/items/{}", item["id"].as_str().unwrap());
@@ -521,8 +521,8 @@ async fn racing_updates_with_one_version_let_exactly_one_win(backend: Backend) {
     assert_eq!(now["version"], 6);
 }
 
-async fn concurrent_creates_with_one_key_make_one_row(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn concurrent_creates_with_one_key_make_one_row(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let body = json!({"name": "Once"});
     let (url, jwt) = (app.url("/api/items"), ada.signed.jwt.clone());
@@ -564,8 +564,8 @@ async fn concurrent_creates_with_one_key_make_one_row(backend: Backend) {
     );
 }
 
-async fn item_changes_are_recorded_as_events(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn item_changes_are_recorded_as_events(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let item = create_item(&app, &ada.signed.jwt, "tracked").await;
     let path = format!("/api/items/{}", item["id"].as_str().unwrap());
@@ -594,8 +594,8 @@ async fn item_changes_are_recorded_as_events(backend: Backend) {
     assert_eq!(deleted["deleted"], true);
 }
 
-async fn organization_settings_read_by_members_written_by_admins(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn organization_settings_read_by_members_written_by_admins(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let (_org, admin_jwt, jwts) = org_with(&app, &ada, &[&bob]).await;

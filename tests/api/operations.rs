@@ -1,17 +1,17 @@
 //! Health, readiness, metrics, request ids, 404s, OpenAPI and Swagger UI.
 
-use crate::backend_tests;
-use crate::helpers::{Backend, assert_error, spawn_app};
+use crate::db_tests;
+use crate::helpers::{TestDb, assert_error, spawn_app};
 
-backend_tests!(
+db_tests!(
     health_readiness_and_metrics,
     request_ids_are_echoed_or_made,
     unknown_routes_are_json_404,
     openapi_and_swagger_ui_are_served
 );
 
-async fn health_readiness_and_metrics(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn health_readiness_and_metrics(database: TestDb) {
+    let app = spawn_app(database).await;
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.json::<serde_json::Value>().await.unwrap()["status"], "ok");
@@ -34,8 +34,8 @@ async fn health_readiness_and_metrics(backend: Backend) {
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }
 
-async fn request_ids_are_echoed_or_made(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn request_ids_are_echoed_or_made(database: TestDb) {
+    let app = spawn_app(database).await;
     let given = app
         .client
         .get(app.url("/healthz"))
@@ -60,8 +60,8 @@ async fn request_ids_are_echoed_or_made(backend: Backend) {
     assert!(missing.headers().contains_key("x-request-id"));
 }
 
-async fn unknown_routes_are_json_404(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn unknown_routes_are_json_404(database: TestDb) {
+    let app = spawn_app(database).await;
     let signed = app.sign_up(&crate::helpers::email()).await;
     assert_error(app.get_bearer("/does-not-exist", &signed.jwt).await, 404, "not_found").await;
     assert_error(
@@ -79,8 +79,8 @@ async fn unknown_routes_are_json_404(backend: Backend) {
     .await;
 }
 
-async fn openapi_and_swagger_ui_are_served(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn openapi_and_swagger_ui_are_served(database: TestDb) {
+    let app = spawn_app(database).await;
     let spec: serde_json::Value = app
         .client
         .get(app.url("/openapi.json"))

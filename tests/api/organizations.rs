@@ -4,11 +4,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, PASSWORD, assert_error, spawn_app};
+use crate::db_tests;
+use crate::helpers::{PASSWORD, TestDb, assert_error, spawn_app};
 use crate::session_tokens::claims_of;
 
-backend_tests!(
+db_tests!(
     creating_an_organization_makes_the_creator_admin,
     switching_organization_puts_permissions_in_the_token,
     admins_manage_members_and_members_cannot,
@@ -18,8 +18,8 @@ backend_tests!(
     admin_routes_across_organizations,
 );
 
-async fn creating_an_organization_makes_the_creator_admin(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn creating_an_organization_makes_the_creator_admin(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let response = app
         .send_bearer(
@@ -66,8 +66,8 @@ async fn creating_an_organization_makes_the_creator_admin(backend: Backend) {
     }
 }
 
-async fn switching_organization_puts_permissions_in_the_token(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn switching_organization_puts_permissions_in_the_token(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let org_id = app.create_org(&ada.signed.jwt, "Acme").await;
     let response = app.switch_org(&ada.client, &ada.signed.session_id, Some(&org_id)).await;
@@ -126,8 +126,8 @@ async fn switching_organization_puts_permissions_in_the_token(backend: Backend) 
     assert!(client["sessions"][0]["active_organization_id"].is_null());
 }
 
-async fn admins_manage_members_and_members_cannot(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn admins_manage_members_and_members_cannot(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let org_id = app.create_org(&ada.signed.jwt, "Acme").await;
@@ -268,8 +268,8 @@ async fn admins_manage_members_and_members_cannot(backend: Backend) {
     assert_error(missing, 404, "not_found").await;
 }
 
-async fn the_last_admin_cannot_leave_or_be_demoted(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn the_last_admin_cannot_leave_or_be_demoted(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let org_id = app.create_org(&ada.signed.jwt, "Solo").await;
     let jwt = app
@@ -293,8 +293,8 @@ async fn the_last_admin_cannot_leave_or_be_demoted(backend: Backend) {
     assert_eq!(app.get_bearer("/api/admin/members", &jwt).await.status(), 200);
 }
 
-async fn custom_roles_map_to_stored_permissions(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn custom_roles_map_to_stored_permissions(database: TestDb) {
+    let app = spawn_app(database).await;
     gatehouse::db::roles::upsert(
         &app.state.db.pool,
         "org:analyst",
@@ -329,8 +329,8 @@ async fn custom_roles_map_to_stored_permissions(backend: Backend) {
     assert_eq!(me["org_permissions"], json!(["org:data:read", "org:reports:read"]));
 }
 
-async fn removing_a_member_needs_recent_verification(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn removing_a_member_needs_recent_verification(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
     let org_id = app.create_org(&ada.signed.jwt, "Acme").await;
@@ -389,8 +389,8 @@ async fn removing_a_member_needs_recent_verification(backend: Backend) {
 
 /// For each admin verb: an admin of organization A acting while B is active is
 /// impossible (switching into B is 403), and with A active, B's members are not found.
-async fn admin_routes_across_organizations(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn admin_routes_across_organizations(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let zed = app.new_member().await;
     let org_a = app.create_org(&ada.signed.jwt, "Alpha").await;

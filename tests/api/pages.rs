@@ -3,16 +3,16 @@
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::json;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, PASSWORD, email, spawn_app};
+use crate::db_tests;
+use crate::helpers::{PASSWORD, TestDb, email, spawn_app};
 
-backend_tests!(
+db_tests!(
     pages_and_assets_are_served_without_external_loads,
     handshake_refreshes_pages_from_the_client_cookie
 );
 
-async fn pages_and_assets_are_served_without_external_loads(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn pages_and_assets_are_served_without_external_loads(database: TestDb) {
+    let app = spawn_app(database).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -72,8 +72,8 @@ fn client_cookie(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-async fn handshake_refreshes_pages_from_the_client_cookie(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn handshake_refreshes_pages_from_the_client_cookie(database: TestDb) {
+    let app = spawn_app(database).await;
     let address = email();
     let up = app
         .post_json(

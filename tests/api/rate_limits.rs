@@ -1,13 +1,13 @@
 //! Rate limits: per user when signed in, per IP when signed out, with headers.
 
-use crate::backend_tests;
-use crate::helpers::{Backend, PASSWORD, TestOptions, assert_error, email, spawn_app_with};
+use crate::db_tests;
+use crate::helpers::{PASSWORD, TestDb, TestOptions, assert_error, email, spawn_app_with};
 
-backend_tests!(requests_over_the_quota_are_429_with_headers);
+db_tests!(requests_over_the_quota_are_429_with_headers);
 
-async fn requests_over_the_quota_are_429_with_headers(backend: Backend) {
+async fn requests_over_the_quota_are_429_with_headers(database: TestDb) {
     let app = spawn_app_with(
-        backend,
+        database,
         TestOptions {
             vars: vec![("RATE_LIMIT", "4/60s".into())],
             ..Default::default()
@@ -65,8 +65,8 @@ async fn redis_quota_holds_across_two_instances() {
         ],
         ..Default::default()
     };
-    let a = spawn_app_with(Backend::Sqlite, options()).await;
-    let b = spawn_app_with(Backend::Sqlite, options()).await;
+    let a = spawn_app_with(TestDb::Sqlite, options()).await;
+    let b = spawn_app_with(TestDb::Sqlite, options()).await;
     // One user, one token, valid on both instances (same key and issuer).
     let ada = a.sign_up(&email()).await;
     let mut statuses = Vec::new();
@@ -103,8 +103,8 @@ async fn sign_in_throttles_hold_across_two_instances() {
         ],
         ..Default::default()
     };
-    let a = spawn_app_with(Backend::Sqlite, options()).await;
-    let b = spawn_app_with(Backend::Sqlite, options()).await;
+    let a = spawn_app_with(TestDb::Sqlite, options()).await;
+    let b = spawn_app_with(TestDb::Sqlite, options()).await;
     let address = email();
     a.sign_up(&address).await;
     for i in 0..5 {
@@ -120,7 +120,7 @@ async fn sign_in_throttles_hold_across_two_instances() {
     }
     // A restarted instance still knows: the counts live in Redis.
     a.stop().await;
-    let c = spawn_app_with(Backend::Sqlite, options()).await;
+    let c = spawn_app_with(TestDb::Sqlite, options()).await;
     let response = c.sign_in_with(&c.client, &address, PASSWORD).await;
     assert_error(response, 429, "rate_limited").await;
 }

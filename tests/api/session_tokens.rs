@@ -6,10 +6,10 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, email, spawn_app};
+use crate::db_tests;
+use crate::helpers::{TestDb, email, spawn_app};
 
-backend_tests!(tokens_verify_with_jwks_and_carry_v2_claims);
+db_tests!(tokens_verify_with_jwks_and_carry_v2_claims);
 
 fn segment(jwt: &str, index: usize) -> Value {
     let part = jwt.split('.').nth(index).unwrap();
@@ -21,8 +21,8 @@ pub fn claims_of(jwt: &str) -> Value {
     segment(jwt, 1)
 }
 
-async fn tokens_verify_with_jwks_and_carry_v2_claims(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn tokens_verify_with_jwks_and_carry_v2_claims(database: TestDb) {
+    let app = spawn_app(database).await;
     let signed = app.sign_up(&email()).await;
 
     let header = segment(&signed.jwt, 0);

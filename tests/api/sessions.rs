@@ -4,18 +4,18 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, TestOptions, assert_error, spawn_app, spawn_app_with};
+use crate::db_tests;
+use crate::helpers::{TestDb, TestOptions, assert_error, spawn_app, spawn_app_with};
 
-backend_tests!(
+db_tests!(
     sessions_on_every_device_with_the_current_marked,
     revoking_a_session_bites_on_its_next_request,
     revoke_all_with_and_without_the_current_session,
     signing_out_on_the_device_bites_at_once,
 );
 
-async fn sessions_on_every_device_with_the_current_marked(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn sessions_on_every_device_with_the_current_marked(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let laptop = crate::helpers::cookie_client();
     let second = crate::helpers::signed_in(app.sign_in_with(&laptop, &ada.email, crate::helpers::PASSWORD).await).await;
@@ -45,8 +45,8 @@ async fn sessions_on_every_device_with_the_current_marked(backend: Backend) {
     assert_eq!(bobs["data"].as_array().unwrap().len(), 1);
 }
 
-async fn revoking_a_session_bites_on_its_next_request(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn revoking_a_session_bites_on_its_next_request(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let laptop = crate::helpers::cookie_client();
     let other = crate::helpers::signed_in(app.sign_in_with(&laptop, &ada.email, crate::helpers::PASSWORD).await).await;
@@ -76,8 +76,8 @@ async fn revoking_a_session_bites_on_its_next_request(backend: Backend) {
     assert_eq!(app.get_bearer("/api/me", &bob.signed.jwt).await.status(), 200);
 }
 
-async fn revoke_all_with_and_without_the_current_session(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn revoke_all_with_and_without_the_current_session(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let mut others = Vec::new();
     for _ in 0..2 {
@@ -120,8 +120,8 @@ async fn revoke_all_with_and_without_the_current_session(backend: Backend) {
     assert_error(app.get_bearer("/api/me", &ada.signed.jwt).await, 401, "unauthorized").await;
 }
 
-async fn signing_out_on_the_device_bites_at_once(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn signing_out_on_the_device_bites_at_once(database: TestDb) {
+    let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let ended = ada
         .client
@@ -149,18 +149,18 @@ async fn signing_out_on_the_device_bites_at_once(backend: Backend) {
 /// LISTEN/NOTIFY, and B refuses the session's unexpired token within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_another_instance_within_a_second() {
-    let Some(backend) = Backend::postgres() else { return };
-    let a = spawn_app(backend).await;
+    let Some(database) = TestDb::postgres() else { return };
+    let a = spawn_app(database).await;
     let shared_url = a.state.config.database_url.clone();
     let b = spawn_app_with(
-        Backend::Sqlite,
+        TestDb::Sqlite,
         TestOptions {
             vars: vec![("RATE_LIMIT", "off".into()), ("DATABASE_URL", shared_url)],
             ..Default::default()
         },
     )
     .await;
-    assert_eq!(b.state.db.backend, gatehouse::db::Backend::Postgres);
+    assert_eq!(b.state.db.dialect, gatehouse::db::Dialect::Postgres);
     // B's listener is up once it answers a NOTIFY of its own making.
     let ada = a.new_member().await;
     let laptop = crate::helpers::cookie_client();

@@ -9,7 +9,7 @@ use gatehouse::webhooks::signature::WebhookSecret;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, TestOptions, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, TestDb, TestOptions, assert_error, spawn_app_with};
 
 const CLERK_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -80,7 +80,7 @@ async fn count(app: &TestApp, sql: &'static str, bind: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync() {
-    let app = spawn_app_with(Backend::Sqlite, incoming_options()).await;
+    let app = spawn_app_with(TestDb::Sqlite, incoming_options()).await;
     let user = "user_2clerkabc";
     let ok = |r: reqwest::Response| async move {
         assert_eq!(r.status(), 200);
@@ -226,7 +226,7 @@ async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeliveries_change_nothing() {
-    let app = spawn_app_with(Backend::Sqlite, incoming_options()).await;
+    let app = spawn_app_with(TestDb::Sqlite, incoming_options()).await;
     let user = "user_2redeliver";
     post_clerk(&app, "msg_a", &user_event("user.created", user, "First")).await;
     post_clerk(&app, "msg_b", &user_event("user.updated", user, "Second")).await;
@@ -245,7 +245,7 @@ async fn redeliveries_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_and_unusable_payloads_change_nothing() {
-    let app = spawn_app_with(Backend::Sqlite, incoming_options()).await;
+    let app = spawn_app_with(TestDb::Sqlite, incoming_options()).await;
     let secret = WebhookSecret::parse(CLERK_WEBHOOK_SECRET).unwrap();
     let body = user_event("user.created", "user_2attack", "Mallory").to_string();
     let now = gatehouse::clock::now_secs();
@@ -407,7 +407,7 @@ fn retry_options(base_ms: &str) -> TestOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_delivered_signed_and_filtered() {
     let receiver = start_receiver().await;
-    let app = spawn_app_with(Backend::Sqlite, retry_options("100")).await;
+    let app = spawn_app_with(TestDb::Sqlite, retry_options("100")).await;
     let (endpoint, secret) = subscribe(&app, &receiver.url, json!(["item.created"])).await;
     let list: Value = app
         .backend(Method::GET, "/backend/v1/webhook_endpoints", None)
@@ -493,7 +493,7 @@ async fn events_are_delivered_signed_and_filtered() {
 async fn a_receiver_that_was_down_gets_the_event_when_it_is_back() {
     let receiver = start_receiver().await;
     receiver.failing.store(true, Ordering::SeqCst);
-    let app = spawn_app_with(Backend::Sqlite, retry_options("50")).await;
+    let app = spawn_app_with(TestDb::Sqlite, retry_options("50")).await;
     let (endpoint, _) = subscribe(&app, &receiver.url, json!([])).await;
     let ada = app.new_member().await;
     app.send_bearer(
@@ -565,7 +565,7 @@ async fn a_receiver_that_was_down_gets_the_event_when_it_is_back() {
 async fn a_restart_between_attempts_still_delivers() {
     let receiver = start_receiver().await;
     receiver.failing.store(true, Ordering::SeqCst);
-    let first = spawn_app_with(Backend::Sqlite, retry_options("300")).await;
+    let first = spawn_app_with(TestDb::Sqlite, retry_options("300")).await;
     let (endpoint, _) = subscribe(&first, &receiver.url, json!(["item.created"])).await;
     let ada = first.new_member().await;
     first
@@ -596,7 +596,7 @@ async fn a_restart_between_attempts_still_delivers() {
     receiver.failing.store(false, Ordering::SeqCst);
     let shared = first.state.config.database_url.clone();
     let second = spawn_app_with(
-        Backend::Sqlite,
+        TestDb::Sqlite,
         TestOptions {
             vars: vec![
                 ("RATE_LIMIT", "off".into()),
@@ -619,19 +619,19 @@ async fn a_restart_between_attempts_still_delivers() {
 /// Two instances on one PostgreSQL database share the work: each event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_each_event_once() {
-    let Some(backend) = Backend::postgres() else { return };
+    let Some(database) = TestDb::postgres() else { return };
     let receiver = start_receiver().await;
-    let a = spawn_app_with(backend, retry_options("100")).await;
+    let a = spawn_app_with(database, retry_options("100")).await;
     let shared = a.state.config.database_url.clone();
     let b = spawn_app_with(
-        Backend::Sqlite,
+        TestDb::Sqlite,
         TestOptions {
             vars: vec![("RATE_LIMIT", "off".into()), ("DATABASE_URL", shared)],
             ..Default::default()
         },
     )
     .await;
-    assert_eq!(b.state.db.backend, gatehouse::db::Backend::Postgres);
+    assert_eq!(b.state.db.dialect, gatehouse::db::Dialect::Postgres);
     subscribe(&a, &receiver.url, json!(["item.created"])).await;
     let ada = a.new_member().await;
     for i in 0..30 {
@@ -667,7 +667,7 @@ async fn production_deliveries_refuse_internal_addresses_at_connect_time() {
     let receiver = start_receiver().await;
     let mut options = retry_options("60000");
     options.vars.push(("APP_ENV", "production".into()));
-    let app = spawn_app_with(Backend::Sqlite, options).await;
+    let app = spawn_app_with(TestDb::Sqlite, options).await;
     // Registration refuses these URLs in production; rows written another way (an old
     // registration, a DNS answer that changed since) meet the check at connect time.
     let port = receiver

@@ -6,14 +6,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::extractors::{RequireAdmin, Reverified};
-use crate::auth::permissions::ADMIN_ROLE;
-use crate::clock::now_ms;
 use crate::db::memberships::{self, Membership};
 use crate::db::pagination::{Page, PageQuery};
-use crate::db::{events, organizations, roles, users};
-use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
-use crate::ids::{IdKind, has_prefix};
-use crate::startup::AppState;
+use crate::db::users;
+use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
+use crate::ids::{IdKind, UserId, has_prefix};
+use crate::services;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_members)
@@ -25,27 +24,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// Removing a member is sensitive: the admin's password must have been proven within
 /// this many minutes (else 403 `reverification_required`).
 pub const REMOVE_MEMBER_REVERIFY_MINUTES: i64 = 10;
-
-/// Records a membership event in the change's transaction.
-async fn record(
-    conn: &mut sqlx::AnyConnection,
-    event_type: &str,
-    membership: &Membership,
-    actor: &str,
-    now: i64,
-) -> AppResult<()> {
-    let data = serde_json::to_value(membership).map_err(AppError::internal)?;
-    events::record(
-        conn,
-        event_type,
-        Some(&membership.organization_id),
-        Some(actor),
-        &data,
-        now,
-    )
-    .await?;
-    Ok(())
-}
 
 /// Members of the active organization, newest first.
 #[utoipa::path(
@@ -90,15 +68,6 @@ pub struct UpdateMember {
     pub role: String,
 }
 
-/// The role must exist (`org:admin`, `org:member` or a custom role).
-async fn check_role(state: &AppState, role: &str) -> AppResult<()> {
-    if role.len() <= 64 && roles::find(&state.db.pool, role).await?.is_some() {
-        Ok(())
-    } else {
-        Err(AppError::field("role", "is not a known role"))
-    }
-}
-
 /// Adds a user to the active organization.
 #[utoipa::path(
     tag = "admin",
@@ -133,18 +102,9 @@ async fn add_member(
             return Err(AppError::Validation(fields));
         }
     };
-    check_role(&state, &body.role).await?;
+    services::memberships::check_role(&state, &body.role).await?;
     let user = user.ok_or_else(|| AppError::NotFound("no such user".to_owned()))?;
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    memberships::insert(&mut *tx, &admin.org_id, &user.id, &body.role, now)
-        .await
-        .on_unique_violation(|| AppError::Conflict("the user is already a member".to_owned()))?;
-    let membership = memberships::find(&mut *tx, &admin.org_id, &user.id)
-        .await?
-        .ok_or_else(|| AppError::internal("a membership vanished right after its insert"))?;
-    record(&mut tx, events::MEMBERSHIP_CREATED, &membership, &admin.user_id, now).await?;
-    tx.commit().await?;
+    let membership = services::memberships::add(&state, &admin.org_id, &user.id, &body.role, &admin.user_id).await?;
     Ok(HttpResponse::Created().json(membership))
 }
 
@@ -168,31 +128,11 @@ async fn add_member(
 async fn update_member(
     state: web::Data<AppState>,
     admin: RequireAdmin,
-    user_id: web::Path<String>,
+    user_id: web::Path<UserId>,
     body: web::Json<UpdateMember>,
 ) -> AppResult<web::Json<Membership>> {
     let role = body.into_inner().role;
-    check_role(&state, &role).await?;
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    organizations::lock(&mut *tx, &admin.org_id, now).await?;
-    let current = memberships::find(&mut *tx, &admin.org_id, &user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no such member".to_owned()))?;
-    if current.role == ADMIN_ROLE
-        && role != ADMIN_ROLE
-        && memberships::count_admins(&mut *tx, &admin.org_id).await? <= 1
-    {
-        return Err(AppError::Conflict(
-            "the last admin cannot be demoted: make another member admin first".to_owned(),
-        ));
-    }
-    memberships::update_role(&mut *tx, &admin.org_id, &user_id, &role, now).await?;
-    let updated = memberships::find(&mut *tx, &admin.org_id, &user_id)
-        .await?
-        .ok_or_else(|| AppError::internal("a membership vanished inside its transaction"))?;
-    record(&mut tx, events::MEMBERSHIP_UPDATED, &updated, &admin.user_id, now).await?;
-    tx.commit().await?;
+    let updated = services::memberships::change_role(&state, &admin.org_id, &user_id, &role, &admin.user_id).await?;
     Ok(web::Json(updated))
 }
 
@@ -216,21 +156,8 @@ async fn remove_member(
     state: web::Data<AppState>,
     admin: RequireAdmin,
     _fresh: Reverified<REMOVE_MEMBER_REVERIFY_MINUTES>,
-    user_id: web::Path<String>,
+    user_id: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    organizations::lock(&mut *tx, &admin.org_id, now).await?;
-    let current = memberships::find(&mut *tx, &admin.org_id, &user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no such member".to_owned()))?;
-    if current.role == ADMIN_ROLE && memberships::count_admins(&mut *tx, &admin.org_id).await? <= 1 {
-        return Err(AppError::Conflict(
-            "the last admin cannot be removed: make another member admin first".to_owned(),
-        ));
-    }
-    memberships::delete(&mut *tx, &admin.org_id, &user_id).await?;
-    record(&mut tx, events::MEMBERSHIP_DELETED, &current, &admin.user_id, now).await?;
-    tx.commit().await?;
+    services::memberships::remove(&state, &admin.org_id, &user_id, &admin.user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::backend::BackendKey;
+use crate::auth::secret_key::BackendKey;
 use crate::auth::shortcodes;
 use crate::auth::template_tokens::{MAX_SESSION_CLAIMS_BYTES, SESSION_RESERVED, TEMPLATE_RESERVED};
 use crate::clock::now_ms;
@@ -13,7 +13,7 @@ use crate::db::jwt_templates::{self, JwtTemplate};
 use crate::db::pagination::{Page, PageQuery};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
 use crate::ids::{IdKind, has_prefix, new_id};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_templates)

@@ -5,12 +5,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::backend::BackendKey;
+use crate::auth::secret_key::BackendKey;
 use crate::db::pagination::{Page, PageQuery};
 use crate::db::sessions::{self, Session};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::ids::{IdKind, has_prefix};
-use crate::startup::AppState;
+use crate::ids::SessionId;
+use crate::services;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_sessions).service(revoke_session);
@@ -66,13 +67,10 @@ async fn list_sessions(
 async fn revoke_session(
     state: web::Data<AppState>,
     _key: BackendKey,
-    sid: web::Path<String>,
+    sid: web::Path<SessionId>,
 ) -> AppResult<web::Json<Session>> {
     let not_found = || AppError::NotFound(format!("no session `{sid}`"));
-    if !has_prefix(&sid, IdKind::Session) {
-        return Err(not_found());
-    }
     let session = sessions::find(&state.db.pool, &sid).await?.ok_or_else(not_found)?;
-    let revoked = crate::routes::sessions::revoke(&state, &session.id).await?;
+    let revoked = services::sessions::revoke(&state, &session.id).await?;
     Ok(web::Json(revoked.unwrap_or(session)))
 }

@@ -5,14 +5,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::backend::BackendKey;
 use crate::auth::password::check_name;
+use crate::auth::secret_key::BackendKey;
 use crate::clock::now_ms;
 use crate::db::pagination::{Page, PageQuery};
 use crate::db::users::{self, User};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
 use crate::ids::{IdKind, has_prefix};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_users).service(get_user).service(update_user);

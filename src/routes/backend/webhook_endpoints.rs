@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::backend::BackendKey;
+use crate::auth::secret_key::BackendKey;
 use crate::clock::now_ms;
 use crate::db::events::ALL_TYPES;
 use crate::db::pagination::{Page, PageQuery};
 use crate::db::webhooks::{self, DeliveryAttempt, WebhookEndpoint};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
 use crate::ids::{IdKind, has_prefix, new_id};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::webhooks::signature::WebhookSecret;
 
 pub fn configure(cfg: &mut ServiceConfig) {

@@ -5,17 +5,18 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AuthResponse;
-use crate::auth::client_cookie::ClientCookie;
+use crate::auth::cookies::ClientCookie;
 use crate::auth::password::{
     MAX_EMAIL_BYTES, MAX_PASSWORD_BYTES, check_email, check_name, check_password_policy, hash_password, verify_password,
 };
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
-use crate::db::sessions::{NewSession, Session};
+use crate::db::sessions::Session;
 use crate::db::users::{NewUser, User, normalize_email};
-use crate::db::{clients, events, sessions, users};
+use crate::db::{events, users};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
-use crate::startup::AppState;
+use crate::services::sign_in::open_session;
+use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +85,7 @@ pub async fn sign_up(
         .on_unique_violation(|| AppError::field("email", "is already taken"))?;
     let user_json = serde_json::to_value(&user).map_err(AppError::internal)?;
     events::record(&mut tx, events::USER_CREATED, None, Some(&user.id), &user_json, now).await?;
-    let session = open_session(&state, &mut tx, &cookie, &user, &ctx, now).await?;
+    let session = open_session(&state, &mut tx, cookie.client_id().as_deref(), &user, &ctx, now).await?;
     tx.commit().await?;
     state.metrics.incr("sign_ups");
     respond(&state, &cookie, &ctx, user, session, HttpResponse::Created()).await
@@ -145,42 +146,10 @@ pub async fn sign_in(
     state.throttle.record_success(&email_key).await;
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
-    let session = open_session(&state, &mut tx, &cookie, &user, &ctx, now).await?;
+    let session = open_session(&state, &mut tx, cookie.client_id().as_deref(), &user, &ctx, now).await?;
     tx.commit().await?;
     state.metrics.incr("sign_ins");
     respond(&state, &cookie, &ctx, user, session, HttpResponse::Ok()).await
-}
-
-/// Adds a session for `user` to this device's client (creating the client on first
-/// use) and makes it the client's active session.
-async fn open_session(
-    state: &AppState,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    cookie: &ClientCookie,
-    user: &User,
-    ctx: &ClientContext,
-    now: i64,
-) -> AppResult<Session> {
-    let existing = match cookie.client_id() {
-        Some(id) => clients::find(&mut **tx, &id).await?,
-        None => None,
-    };
-    let client = match existing {
-        Some(client) => client,
-        None => clients::insert(&mut **tx, now).await?,
-    };
-    let new_session = NewSession {
-        client_id: &client.id,
-        user_id: &user.id,
-        user_agent: ctx.user_agent.as_deref(),
-        ip_address: Some(&ctx.ip),
-        lifetime_ms: state.config.session_lifetime.as_millis() as i64,
-    };
-    let session = sessions::insert(&mut **tx, new_session, now).await?;
-    clients::set_last_active_session(&mut **tx, &client.id, Some(&session.id), now).await?;
-    let session_json = serde_json::to_value(&session).map_err(AppError::internal)?;
-    events::record(tx, events::SESSION_CREATED, None, Some(&user.id), &session_json, now).await?;
-    Ok(session)
 }
 
 async fn respond(
@@ -192,9 +161,9 @@ async fn respond(
     mut builder: actix_web::HttpResponseBuilder,
 ) -> AppResult<HttpResponse> {
     cookie.sign_in(&session.client_id);
-    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
+    let jwt = state.tokens.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(builder
-        .cookie(state.session_cookie(jwt.clone()))
+        .cookie(state.tokens.cookie(jwt.clone()))
         .json(AuthResponse { user, session, jwt }))
 }
 

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use actix_web::web;
 use tokio::sync::watch;
 
-use super::signature::WebhookSecret;
 use crate::clock::now_ms;
 use crate::db::webhooks::{self, AttemptOutcome, Claimed};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::webhooks::address::{PublicOnlyResolver, is_internal};
+use crate::webhooks::signature::WebhookSecret;
 
 /// Attempts per delivery before it is marked `failed`.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -46,7 +47,7 @@ pub fn http_client(production: bool) -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none());
     if production {
-        builder = builder.dns_resolver(super::address::PublicOnlyResolver);
+        builder = builder.dns_resolver(PublicOnlyResolver);
     }
     builder.build().expect("an HTTP client builds")
 }
@@ -59,7 +60,7 @@ fn refused_literal(url: &str, production: bool) -> Option<String> {
     }
     let url = reqwest::Url::parse(url).ok()?;
     let ip: std::net::IpAddr = url.host_str()?.trim_matches(['[', ']']).parse().ok()?;
-    super::address::is_internal(ip).then(|| format!("{ip} is an internal address: refused"))
+    is_internal(ip).then(|| format!("{ip} is an internal address: refused"))
 }
 
 /// Runs until `shutdown` turns true; deliveries in flight are finished first. Up to

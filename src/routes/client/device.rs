@@ -1,18 +1,20 @@
-//! This device's sessions: list, refresh, sign out.
+//! This device's sessions (named by the `__client` cookie): list, refresh, switch
+//! organization, re-verify, template tokens, sign out.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 
 use super::{AuthSessionResponse, ClientResponse, SessionResponse, TokenResponse};
-use crate::auth::client_cookie::ClientCookie;
+use crate::auth::cookies::ClientCookie;
 use crate::auth::password::verify_password;
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::db::clients::Client;
 use crate::db::sessions::{Session, SessionStatus};
-use crate::db::{clients, events, memberships, sessions, users};
+use crate::db::{clients, memberships, sessions, users};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::ids::{IdKind, has_prefix};
-use crate::startup::AppState;
+use crate::ids::{IdKind, SessionId, has_prefix};
+use crate::services;
+use crate::state::AppState;
 
 /// How often a refresh may write `last_active_at` for one session.
 const LAST_ACTIVE_GRANULARITY_MS: i64 = 10_000;
@@ -28,11 +30,8 @@ async fn current_client(state: &AppState, cookie: &ClientCookie) -> AppResult<Cl
 }
 
 /// A session of this client; sessions of other devices do not exist from here (404).
-async fn client_session(state: &AppState, client: &Client, sid: &str) -> AppResult<Session> {
+async fn client_session(state: &AppState, client: &Client, sid: &SessionId) -> AppResult<Session> {
     let not_found = || AppError::NotFound(format!("no session `{sid}` on this client"));
-    if !has_prefix(sid, IdKind::Session) {
-        return Err(not_found());
-    }
     sessions::find(&state.db.pool, sid)
         .await?
         .filter(|s| s.client_id == client.id)
@@ -83,14 +82,14 @@ pub async fn refresh_token(
     state: web::Data<AppState>,
     ctx: ClientContext,
     cookie: ClientCookie,
-    sid: web::Path<String>,
+    sid: web::Path<SessionId>,
 ) -> AppResult<HttpResponse> {
     let session = live_client_session(&state, &cookie, &sid).await?;
     let now = now_ms();
     sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS).await?;
-    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
+    let jwt = state.tokens.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(HttpResponse::Ok()
-        .cookie(state.session_cookie(jwt.clone()))
+        .cookie(state.tokens.cookie(jwt.clone()))
         .json(TokenResponse { jwt }))
 }
 
@@ -112,28 +111,15 @@ pub async fn end_session(
     state: web::Data<AppState>,
     _ctx: ClientContext,
     cookie: ClientCookie,
-    sid: web::Path<String>,
+    sid: web::Path<SessionId>,
 ) -> AppResult<HttpResponse> {
     let client = current_client(&state, &cookie).await?;
     let session = client_session(&state, &client, &sid).await?;
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    let ended = sessions::finish(&mut *tx, &session.id, SessionStatus::Ended, now).await?;
-    if let Some(ended) = &ended {
-        let data = serde_json::to_value(ended).map_err(AppError::internal)?;
-        events::record(&mut tx, events::SESSION_ENDED, None, Some(&ended.user_id), &data, now).await?;
-    }
     let was_current = client.last_active_session_id.as_deref() == Some(session.id.as_str());
-    if ended.is_some() && was_current {
-        clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
-    }
-    tx.commit().await?;
-    if ended.is_some() {
-        state.sessions_stopped(std::slice::from_ref(&session.id)).await;
-    }
+    let ended = services::sessions::end(&state, &client, &session.id).await?;
     let mut response = HttpResponse::Ok();
     if was_current {
-        response.cookie(state.cleared_session_cookie());
+        response.cookie(state.tokens.cleared_cookie());
     }
     Ok(response.json(SessionResponse {
         session: ended.unwrap_or(session),
@@ -158,39 +144,25 @@ pub async fn end_all_sessions(
     cookie: ClientCookie,
 ) -> AppResult<HttpResponse> {
     let client = current_client(&state, &cookie).await?;
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    let ended = sessions::end_all_for_client(&mut *tx, &client.id, now).await?;
-    for id in &ended {
-        let data = serde_json::json!({"id": id, "status": "ended", "client_id": client.id});
-        events::record(&mut tx, events::SESSION_ENDED, None, None, &data, now).await?;
-    }
-    clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
-    tx.commit().await?;
-    state.sessions_stopped(&ended).await;
+    services::sessions::end_all_for_client(&state, &client.id).await?;
     let client = Client {
         last_active_session_id: None,
         ..client
     };
     Ok(HttpResponse::Ok()
-        .cookie(state.cleared_session_cookie())
+        .cookie(state.tokens.cleared_cookie())
         .json(client_response(&state, client).await?))
 }
 
 /// A live session of this device, or the error a refresh would give.
-async fn live_client_session(state: &AppState, cookie: &ClientCookie, sid: &str) -> AppResult<Session> {
+async fn live_client_session(state: &AppState, cookie: &ClientCookie, sid: &SessionId) -> AppResult<Session> {
     let client = current_client(state, cookie).await?;
     let session = client_session(state, &client, sid).await?;
     let now = now_ms();
     match session.status {
         SessionStatus::Active if session.expire_at > now => Ok(session),
         SessionStatus::Active | SessionStatus::Expired => {
-            if sessions::finish(&state.db.pool, &session.id, SessionStatus::Expired, now)
-                .await?
-                .is_some()
-            {
-                state.sessions_stopped(std::slice::from_ref(&session.id)).await;
-            }
+            services::sessions::expire(state, &session.id).await?;
             Err(AppError::SessionExpired(
                 "the session has expired: sign in again".to_owned(),
             ))
@@ -231,7 +203,7 @@ pub async fn touch_session(
     state: web::Data<AppState>,
     ctx: ClientContext,
     cookie: ClientCookie,
-    sid: web::Path<String>,
+    sid: web::Path<SessionId>,
     body: web::Json<TouchRequest>,
 ) -> AppResult<HttpResponse> {
     let mut session = live_client_session(&state, &cookie, &sid).await?;
@@ -253,9 +225,9 @@ pub async fn touch_session(
     clients::set_last_active_session(&state.db.pool, &session.client_id, Some(&session.id), now).await?;
     sessions::touch_last_active(&state.db.pool, &session.id, now, LAST_ACTIVE_GRANULARITY_MS).await?;
     session.active_organization_id = target;
-    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
+    let jwt = state.tokens.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(HttpResponse::Ok()
-        .cookie(state.session_cookie(jwt.clone()))
+        .cookie(state.tokens.cookie(jwt.clone()))
         .json(AuthSessionResponse { session, jwt }))
 }
 
@@ -287,7 +259,7 @@ pub async fn verify_session(
     state: web::Data<AppState>,
     ctx: ClientContext,
     cookie: ClientCookie,
-    sid: web::Path<String>,
+    sid: web::Path<SessionId>,
     body: web::Json<VerifyRequest>,
 ) -> AppResult<HttpResponse> {
     let mut session = live_client_session(&state, &cookie, &sid).await?;
@@ -311,9 +283,9 @@ pub async fn verify_session(
     let now = now_ms();
     sessions::set_verified(&state.db.pool, &session.id, now).await?;
     session.last_verified_at = now;
-    let jwt = state.session_token(&session, ctx.origin.as_deref()).await?;
+    let jwt = state.tokens.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(HttpResponse::Ok()
-        .cookie(state.session_cookie(jwt.clone()))
+        .cookie(state.tokens.cookie(jwt.clone()))
         .json(AuthSessionResponse { session, jwt }))
 }
 
@@ -337,20 +309,18 @@ pub async fn template_token(
     state: web::Data<AppState>,
     _ctx: ClientContext,
     cookie: ClientCookie,
-    path: web::Path<(String, String)>,
+    path: web::Path<(SessionId, String)>,
 ) -> AppResult<web::Json<TokenResponse>> {
     let (sid, name) = path.into_inner();
     let session = live_client_session(&state, &cookie, &sid).await?;
-    let template = crate::db::jwt_templates::find_by_name(&state.db.pool, &name)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no JWT template named `{name}`")))?;
-    let ctx = state
-        .template_context(
+    let jwt = state
+        .tokens
+        .template_token_named(
+            &name,
             &session.user_id,
-            Some(&session.id),
+            &session.id,
             session.active_organization_id.as_deref(),
         )
         .await?;
-    let jwt = state.template_token(&template, &ctx, now_ms())?;
     Ok(web::Json(TokenResponse { jwt }))
 }

@@ -7,12 +7,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::extractors::Auth;
 use crate::clock::now_ms;
-use crate::db::events;
 use crate::db::pagination::{Page, PageQuery};
-use crate::db::sessions::{self, Session, SessionStatus};
+use crate::db::sessions::{self, Session};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::ids::{IdKind, has_prefix};
-use crate::startup::AppState;
+use crate::ids::SessionId;
+use crate::services;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_sessions)
@@ -75,44 +75,15 @@ async fn list_sessions(
 async fn revoke_session(
     state: web::Data<AppState>,
     auth: Auth,
-    sid: web::Path<String>,
+    sid: web::Path<SessionId>,
 ) -> AppResult<web::Json<Session>> {
     let not_found = || AppError::NotFound(format!("no session `{sid}` of yours"));
-    if !has_prefix(&sid, IdKind::Session) {
-        return Err(not_found());
-    }
     let session = sessions::find(&state.db.pool, &sid)
         .await?
         .filter(|s| s.user_id == auth.user_id)
         .ok_or_else(not_found)?;
-    let revoked = revoke(&state, &session.id).await?;
+    let revoked = services::sessions::revoke(&state, &session.id).await?;
     Ok(web::Json(revoked.unwrap_or(session)))
-}
-
-/// Revokes an active session and records `session.revoked` in the same transaction;
-/// its token stops working on its next request, on every instance. `None` if it was
-/// not active.
-pub(crate) async fn revoke(state: &AppState, session_id: &str) -> AppResult<Option<Session>> {
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    let revoked = sessions::finish(&mut *tx, session_id, SessionStatus::Revoked, now).await?;
-    if let Some(session) = &revoked {
-        let data = serde_json::to_value(session).map_err(AppError::internal)?;
-        events::record(
-            &mut tx,
-            events::SESSION_REVOKED,
-            None,
-            Some(&session.user_id),
-            &data,
-            now,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    if revoked.is_some() {
-        state.sessions_stopped(&[session_id.to_owned()]).await;
-    }
-    Ok(revoked)
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -153,14 +124,6 @@ async fn revoke_all_sessions(
         serde_json::from_slice(&body).map_err(|e| crate::error::json_body_error(&e))?
     };
     let keep = options.keep_current.then_some(auth.session_id.as_str());
-    let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    let ids = sessions::revoke_all_for_user(&mut *tx, &auth.user_id, keep, now).await?;
-    for id in &ids {
-        let data = serde_json::json!({"id": id, "user_id": auth.user_id, "status": "revoked"});
-        events::record(&mut tx, events::SESSION_REVOKED, None, Some(&auth.user_id), &data, now).await?;
-    }
-    tx.commit().await?;
-    state.sessions_stopped(&ids).await;
-    Ok(web::Json(RevokedCount { revoked: ids.len() }))
+    let revoked = services::sessions::revoke_all_for_user(&state, &auth.user_id, keep).await?;
+    Ok(web::Json(RevokedCount { revoked: revoked.len() }))
 }

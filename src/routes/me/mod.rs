@@ -1,4 +1,7 @@
-//! `/api/me…`: the signed-in user's own view.
+//! `/api/me…`: the signed-in user's own view: the auth object, the profile, the
+//! organizations, and (in `sessions`) the sessions on every device.
+
+mod sessions;
 
 use actix_web::{get, web};
 use serde::Serialize;
@@ -11,10 +14,11 @@ use crate::db::organizations::Organization;
 use crate::db::users::User;
 use crate::db::{memberships, users};
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(me).service(profile).service(my_organizations);
+    sessions::configure(cfg);
 }
 
 /// The auth object of this request, decoded from the session token (no database read).

@@ -1,0 +1,8 @@
+//! Operations that more than one handler (or a handler and a job) perform, each one
+//! function: the transaction, the change, its events, the commit, and what must be
+//! announced after it. Handlers extract and validate; services change state.
+
+pub mod idempotency;
+pub mod memberships;
+pub mod sessions;
+pub mod sign_in;
