@@ -7,38 +7,8 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::digest;
 
 use super::clerk::{ClerkError, ClerkVerifier};
-use super::context::AuthObject;
-use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, TokenError, UnverifiedToken};
-use crate::error::AppError;
-
-/// Why a request has no session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignedOutReason {
-    NoCredentials,
-    InvalidToken(TokenError),
-    /// `iat` older than `MAX_TOKEN_AGE`.
-    TokenTooOld,
-    /// The token is valid but its session has been signed out or revoked.
-    SessionStopped,
-    /// A Clerk token, and Clerk's keys cannot be fetched (and none are cached).
-    KeysUnavailable,
-}
-
-impl SignedOutReason {
-    pub fn to_error(&self) -> AppError {
-        match self {
-            Self::NoCredentials => AppError::Unauthorized("sign in to continue: no session token".to_owned()),
-            Self::InvalidToken(e) => AppError::Unauthorized(format!("invalid session token: {e}")),
-            Self::TokenTooOld => {
-                AppError::SessionExpired("the session token is older than MAX_TOKEN_AGE: refresh it".to_owned())
-            }
-            Self::SessionStopped => AppError::Unauthorized("the session has been signed out or revoked".to_owned()),
-            Self::KeysUnavailable => AppError::ServiceUnavailable(
-                "Clerk's signing keys cannot be fetched right now: retry shortly".to_owned(),
-            ),
-        }
-    }
-}
+use super::context::{AuthObject, SignedOutReason};
+use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, UnverifiedToken};
 
 const MAX_CACHED_TOKENS: usize = 50_000;
 
@@ -145,7 +115,7 @@ impl Authenticator {
 mod tests {
     use super::*;
     use crate::auth::keys::{KeyRing, generate_pem};
-    use crate::auth::tokens::{SessionTokenInput, SessionTokenIssuer};
+    use crate::auth::tokens::{SessionTokenInput, SessionTokenIssuer, TokenError};
 
     #[tokio::test]
     async fn tokens_are_verified_once_then_served_from_the_cache() {

@@ -5,13 +5,43 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::permissions::{self, ADMIN_ROLE};
-use super::tokens::SessionClaims;
+use super::tokens::{SessionClaims, TokenError};
+use crate::error::AppError;
+
+/// Why a request has no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedOutReason {
+    NoCredentials,
+    InvalidToken(TokenError),
+    /// `iat` older than `MAX_TOKEN_AGE`.
+    TokenTooOld,
+    /// The token is valid but its session has been signed out or revoked.
+    SessionStopped,
+    /// A Clerk token, and Clerk's keys cannot be fetched (and none are cached).
+    KeysUnavailable,
+}
+
+impl SignedOutReason {
+    pub fn to_error(&self) -> AppError {
+        match self {
+            Self::NoCredentials => AppError::Unauthorized("sign in to continue: no session token".to_owned()),
+            Self::InvalidToken(e) => AppError::Unauthorized(format!("invalid session token: {e}")),
+            Self::TokenTooOld => {
+                AppError::SessionExpired("the session token is older than MAX_TOKEN_AGE: refresh it".to_owned())
+            }
+            Self::SessionStopped => AppError::Unauthorized("the session has been signed out or revoked".to_owned()),
+            Self::KeysUnavailable => AppError::ServiceUnavailable(
+                "Clerk's signing keys cannot be fetched right now: retry shortly".to_owned(),
+            ),
+        }
+    }
+}
 
 /// What the middleware resolved, stored in the request's extensions.
 #[derive(Debug, Clone)]
 pub enum AuthState {
     SignedIn(std::sync::Arc<AuthObject>),
-    SignedOut(super::authenticator::SignedOutReason),
+    SignedOut(SignedOutReason),
 }
 
 /// A role or a permission to check with [`AuthObject::has`].

@@ -12,8 +12,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 
-use super::authenticator::{Authenticator, SignedOutReason};
-use super::context::{AuthObject, AuthState, Check};
+use super::authenticator::Authenticator;
+use super::context::{AuthObject, AuthState, Check, SignedOutReason};
 use super::cookies::{ClientCookie, SESSION_COOKIE};
 use super::minting::TokenMinter;
 use super::permissions::ADMIN_ROLE;

@@ -1,5 +1,5 @@
 //! The rules of JWT templates (tokens for other services) and of the session token
-//! template (custom claims in session tokens). Minting is in [`super::minting`].
+//! template (custom claims in session tokens). Minting (`minting.rs`) applies them.
 
 /// Claims a JWT template may not set: the server always sets them.
 pub const TEMPLATE_RESERVED: &[&str] = &["iss", "exp", "iat", "nbf", "jti", "sub"];

@@ -29,3 +29,30 @@ pub fn migrator() -> Migrator {
         6 => "0006_retention",
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    /// A migration file not in the list would be silently skipped: the list and the
+    /// folder must name the same files, in order.
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .map(|name| name.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<(i64, String)> = super::migrator()
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect();
+        let names: Vec<String> = listed.iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(names, files, "src/db/migrations.rs must list every file in migrations/");
+        for (version, description) in listed {
+            let prefix: i64 = description[..4].parse().unwrap();
+            assert_eq!(version, prefix, "{description}: the version is the file's number");
+        }
+    }
+}

@@ -412,22 +412,8 @@ async fn permission_and_optional_extractors_allow_and_deny() {
     let app = spawn_app(TestDb::Sqlite).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
-    let org_id = app.create_org(&ada.signed.jwt, "Probe").await;
-    let admin = app
-        .switch_org_jwt(&ada.client, &ada.signed.session_id, Some(&org_id))
-        .await;
-    let added = app
-        .send_bearer(
-            Method::POST,
-            "/api/admin/members",
-            &admin,
-            Some(&json!({"user_id": bob.signed.user_id, "role": "org:member"})),
-        )
-        .await;
-    assert_eq!(added.status(), 201);
-    let member = app
-        .switch_org_jwt(&bob.client, &bob.signed.session_id, Some(&org_id))
-        .await;
+    let org = app.org_with(&ada, &[&bob]).await;
+    let (org_id, admin, member) = (org.id, org.admin_jwt, org.member_jwts[0].clone());
 
     let probe = test::init_service(
         App::new()

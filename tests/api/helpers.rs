@@ -367,7 +367,53 @@ pub struct Member {
     pub signed: SignedIn,
 }
 
+/// An organization set up by [`TestApp::org_with`]: its id and each person's token with
+/// it active.
+pub struct TestOrg {
+    pub id: String,
+    pub admin_jwt: String,
+    pub member_jwts: Vec<String>,
+}
+
 impl TestApp {
+    /// Adds `member` to the organization of `admin_jwt` with `role` (asserting 201).
+    pub async fn add_member(&self, admin_jwt: &str, member: &Member, role: &str) {
+        let added = self
+            .send_bearer(
+                reqwest::Method::POST,
+                "/api/admin/members",
+                admin_jwt,
+                Some(&json!({"user_id": member.signed.user_id, "role": role})),
+            )
+            .await;
+        assert_eq!(added.status(), StatusCode::CREATED, "adding {} as {role}", member.email);
+    }
+
+    /// An organization created by `admin`, with `members` added as `org:member`; every
+    /// one of them switches to it.
+    pub async fn org_with(&self, admin: &Member, members: &[&Member]) -> TestOrg {
+        let id = &admin.signed.user_id;
+        let org_id = self
+            .create_org(&admin.signed.jwt, &format!("Org {}", &id[id.len() - 10..]))
+            .await;
+        let admin_jwt = self
+            .switch_org_jwt(&admin.client, &admin.signed.session_id, Some(&org_id))
+            .await;
+        let mut member_jwts = Vec::new();
+        for member in members {
+            self.add_member(&admin_jwt, member, "org:member").await;
+            member_jwts.push(
+                self.switch_org_jwt(&member.client, &member.signed.session_id, Some(&org_id))
+                    .await,
+            );
+        }
+        TestOrg {
+            id: org_id,
+            admin_jwt,
+            member_jwts,
+        }
+    }
+
     pub async fn new_member(&self) -> Member {
         let client = cookie_client();
         let email = email();

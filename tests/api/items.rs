@@ -34,33 +34,10 @@ async fn count(app: &TestApp, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.state.db.pool).await.unwrap()
 }
 
-/// An organization with `admin` as admin and `members` added as `org:member`;
-/// returns the org id and each one's token with it active.
+/// The organization of `admin` with `members`: `(org id, admin token, member tokens)`.
 async fn org_with(app: &TestApp, admin: &Member, members: &[&Member]) -> (String, String, Vec<String>) {
-    let id = &admin.signed.user_id;
-    let org_id = app
-        .create_org(&admin.signed.jwt, &format!("Org {}", &id[id.len() - 10..]))
-        .await;
-    let admin_jwt = app
-        .switch_org_jwt(&admin.client, &admin.signed.session_id, Some(&org_id))
-        .await;
-    let mut jwts = Vec::new();
-    for member in members {
-        let added = app
-            .send_bearer(
-                Method::POST,
-                "/api/admin/members",
-                &admin_jwt,
-                Some(&json!({"user_id": member.signed.user_id, "role": "org:member"})),
-            )
-            .await;
-        assert_eq!(added.status(), StatusCode::CREATED);
-        jwts.push(
-            app.switch_org_jwt(&member.client, &member.signed.session_id, Some(&org_id))
-                .await,
-        );
-    }
-    (org_id, admin_jwt, jwts)
+    let org = app.org_with(admin, members).await;
+    (org.id, org.admin_jwt, org.member_jwts)
 }
 
 async fn personal_items_crud_with_etags(database: TestDb) {
@@ -174,13 +151,7 @@ async fn organization_items_follow_permissions(database: TestDb) {
         .await
         .unwrap();
     let cleo = app.new_member().await;
-    app.send_bearer(
-        Method::POST,
-        "/api/admin/members",
-        &admin_jwt,
-        Some(&json!({"user_id": cleo.signed.user_id, "role": "org:viewer"})),
-    )
-    .await;
+    app.add_member(&admin_jwt, &cleo, "org:viewer").await;
     let cleo_jwt = app
         .switch_org_jwt(&cleo.client, &cleo.signed.session_id, Some(&org_id))
         .await;

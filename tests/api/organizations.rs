@@ -310,15 +310,7 @@ async fn custom_roles_map_to_stored_permissions(database: TestDb) {
     let admin_jwt = app
         .switch_org_jwt(&ada.client, &ada.signed.session_id, Some(&org_id))
         .await;
-    let added = app
-        .send_bearer(
-            Method::POST,
-            "/api/admin/members",
-            &admin_jwt,
-            Some(&json!({"user_id": cleo.signed.user_id, "role": "org:analyst"})),
-        )
-        .await;
-    assert_eq!(added.status(), 201);
+    app.add_member(&admin_jwt, &cleo, "org:analyst").await;
     let jwt = app
         .switch_org_jwt(&cleo.client, &cleo.signed.session_id, Some(&org_id))
         .await;
@@ -337,13 +329,7 @@ async fn removing_a_member_needs_recent_verification(database: TestDb) {
     let jwt = app
         .switch_org_jwt(&ada.client, &ada.signed.session_id, Some(&org_id))
         .await;
-    app.send_bearer(
-        Method::POST,
-        "/api/admin/members",
-        &jwt,
-        Some(&json!({"email": bob.email, "role": "org:member"})),
-    )
-    .await;
+    app.add_member(&jwt, &bob, "org:member").await;
 
     // Ada's last password proof was an hour ago.
     let hour_ago = gatehouse::clock::now_ms() - 3_600_000;

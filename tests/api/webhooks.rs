@@ -9,7 +9,7 @@ use gatehouse::webhooks::signature::WebhookSecret;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDb, TestOptions, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, TestDb, TestOptions, assert_error, eventually, spawn_app_with};
 
 const CLERK_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -369,15 +369,10 @@ impl Receiver {
     }
 
     async fn wait_for(&self, n: usize, within: Duration) {
-        let started = std::time::Instant::now();
-        while self.count() < n {
-            assert!(
-                started.elapsed() < within,
-                "{} of {n} deliveries after {within:?}",
-                self.count()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(within, &format!("{n} deliveries"), || async {
+            (self.count() >= n).then_some(())
+        })
+        .await;
     }
 }
 
@@ -505,23 +500,16 @@ async fn a_receiver_that_was_down_gets_the_event_when_it_is_back() {
     .await;
     // Failures are recorded and the endpoint is marked failing after repeated errors.
     let attempts_path = format!("/backend/v1/webhook_endpoints/{endpoint}/attempts?limit=100");
-    let started = std::time::Instant::now();
-    loop {
+    eventually(Duration::from_secs(15), "the endpoint marked failing", || async {
         let list: Value = app
             .backend(Method::GET, "/backend/v1/webhook_endpoints", None)
             .await
             .json()
             .await
             .unwrap();
-        if list["data"][0]["status"] == "failing" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "never marked failing: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (list["data"][0]["status"] == "failing").then_some(())
+    })
+    .await;
     let attempts: Value = app
         .backend(Method::GET, &attempts_path, None)
         .await
@@ -577,20 +565,16 @@ async fn a_restart_between_attempts_still_delivers() {
         )
         .await;
     let attempts_path = format!("/backend/v1/webhook_endpoints/{endpoint}/attempts");
-    let started = std::time::Instant::now();
-    loop {
+    eventually(Duration::from_secs(10), "a first failed attempt", || async {
         let attempts: Value = first
             .backend(Method::GET, &attempts_path, None)
             .await
             .json()
             .await
             .unwrap();
-        if !attempts["data"].as_array().unwrap().is_empty() {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (!attempts["data"].as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
     // The server stops between attempts; another starts on the same database.
     first.stop().await;
     receiver.failing.store(false, Ordering::SeqCst);
@@ -710,7 +694,7 @@ async fn production_deliveries_refuse_internal_addresses_at_connect_time() {
     assert_eq!(created.status(), 201);
     for endpoint in ["whep_byname", "whep_literal"] {
         let path = format!("/backend/v1/webhook_endpoints/{endpoint}/attempts");
-        let attempts: Value = crate::helpers::eventually(Duration::from_secs(10), "a refused attempt", || async {
+        let attempts: Value = eventually(Duration::from_secs(10), "a refused attempt", || async {
             let body: Value = app.backend(Method::GET, &path, None).await.json().await.unwrap();
             body["data"].as_array().is_some_and(|a| !a.is_empty()).then_some(body)
         })

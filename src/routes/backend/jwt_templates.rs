@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::db::jwt_templates::{self, JwtTemplate};
 use crate::db::pagination::{Page, PageQuery};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
-use crate::ids::{IdKind, has_prefix, new_id};
+use crate::ids::{IdKind, JwtTemplateId, new_id};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -164,12 +164,10 @@ fn check_signing_key(algorithm: &str, key: &str) -> Result<(), String> {
     }
 }
 
-async fn find(state: &AppState, id: &str) -> AppResult<JwtTemplate> {
-    let not_found = || AppError::NotFound(format!("no JWT template `{id}`"));
-    if !has_prefix(id, IdKind::JwtTemplate) {
-        return Err(not_found());
-    }
-    jwt_templates::find(&state.db.pool, id).await?.ok_or_else(not_found)
+async fn find(state: &AppState, id: &JwtTemplateId) -> AppResult<JwtTemplate> {
+    jwt_templates::find(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no JWT template `{id}`")))
 }
 
 /// JWT templates, newest first.
@@ -255,7 +253,7 @@ async fn create_template(
 async fn get_template(
     state: web::Data<AppState>,
     _key: BackendKey,
-    id: web::Path<String>,
+    id: web::Path<JwtTemplateId>,
 ) -> AppResult<web::Json<JwtTemplate>> {
     Ok(web::Json(find(&state, &id).await?))
 }
@@ -279,7 +277,7 @@ async fn get_template(
 async fn update_template(
     state: web::Data<AppState>,
     _key: BackendKey,
-    id: web::Path<String>,
+    id: web::Path<JwtTemplateId>,
     body: web::Json<TemplateInput>,
 ) -> AppResult<web::Json<JwtTemplate>> {
     let mut template = find(&state, &id).await?;
@@ -302,7 +300,7 @@ async fn update_template(
 async fn delete_template(
     state: web::Data<AppState>,
     _key: BackendKey,
-    id: web::Path<String>,
+    id: web::Path<JwtTemplateId>,
 ) -> AppResult<HttpResponse> {
     let template = find(&state, &id).await?;
     jwt_templates::delete(&state.db.pool, &template.id).await?;

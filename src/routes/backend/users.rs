@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 use crate::db::pagination::{Page, PageQuery};
 use crate::db::users::{self, User};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
-use crate::ids::{IdKind, has_prefix};
+use crate::ids::UserId;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -52,10 +52,7 @@ async fn list_users(
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/backend/v1/users/{id}")]
-async fn get_user(state: web::Data<AppState>, _key: BackendKey, id: web::Path<String>) -> AppResult<web::Json<User>> {
-    if !has_prefix(&id, IdKind::User) {
-        return Err(not_found(&id));
-    }
+async fn get_user(state: web::Data<AppState>, _key: BackendKey, id: web::Path<UserId>) -> AppResult<web::Json<User>> {
     let user = users::find_by_id(&state.db.pool, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
@@ -85,7 +82,7 @@ pub struct UpdateUser {
 async fn update_user(
     state: web::Data<AppState>,
     _key: BackendKey,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
     body: web::Json<UpdateUser>,
 ) -> AppResult<web::Json<User>> {
     let body = body.into_inner();
@@ -104,9 +101,6 @@ async fn update_user(
     }
     if !fields.is_empty() {
         return Err(AppError::Validation(fields));
-    }
-    if !has_prefix(&id, IdKind::User) {
-        return Err(not_found(&id));
     }
     let user = users::update(
         &state.db.pool,

@@ -11,7 +11,7 @@ use crate::db::events::ALL_TYPES;
 use crate::db::pagination::{Page, PageQuery};
 use crate::db::webhooks::{self, DeliveryAttempt, WebhookEndpoint};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
-use crate::ids::{IdKind, has_prefix, new_id};
+use crate::ids::{IdKind, WebhookEndpointId, new_id};
 use crate::state::AppState;
 use crate::webhooks::signature::WebhookSecret;
 
@@ -141,14 +141,6 @@ async fn list_endpoints(
     })))
 }
 
-fn check_id(id: &str) -> AppResult<()> {
-    if has_prefix(id, IdKind::WebhookEndpoint) {
-        Ok(())
-    } else {
-        Err(AppError::NotFound(format!("no webhook endpoint `{id}`")))
-    }
-}
-
 /// Deletes an endpoint and its pending deliveries.
 #[utoipa::path(
     tag = "backend",
@@ -160,9 +152,8 @@ fn check_id(id: &str) -> AppResult<()> {
 async fn delete_endpoint(
     state: web::Data<AppState>,
     _key: BackendKey,
-    id: web::Path<String>,
+    id: web::Path<WebhookEndpointId>,
 ) -> AppResult<HttpResponse> {
-    check_id(&id)?;
     if webhooks::delete_endpoint(&state.db.pool, &id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -181,10 +172,9 @@ async fn delete_endpoint(
 async fn list_attempts(
     state: web::Data<AppState>,
     _key: BackendKey,
-    id: web::Path<String>,
+    id: web::Path<WebhookEndpointId>,
     query: web::Query<PageQuery>,
 ) -> AppResult<web::Json<Page<DeliveryAttempt>>> {
-    check_id(&id)?;
     let page = query.parse()?;
     if webhooks::find_endpoint(&state.db.pool, &id).await?.is_none() {
         return Err(AppError::NotFound(format!("no webhook endpoint `{id}`")));
