@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{SECRET_KEY, TestApp, TestDb, assert_error, spawn_app};
+use crate::helpers::{SECRET_KEY, TestApp, TestDb, assert_error, jwt_of, spawn_app};
 use crate::session_tokens::claims_of;
 
 db_tests!(
@@ -276,15 +276,11 @@ async fn custom_signing_keys_sign_template_tokens(database: TestDb) {
     assert_eq!(create_template(&app, hs).await.status(), 201);
 
     let ada = app.new_member().await;
-    let jwt = app
-        .send_bearer(Method::POST, "/api/tokens/supabase-rs", &ada.signed.jwt, None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["jwt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = jwt_of(
+        app.send_bearer(Method::POST, "/api/tokens/supabase-rs", &ada.signed.jwt, None)
+            .await,
+    )
+    .await;
     // Signed by the template's own key, named by its thumbprint; the instance keys do not verify it.
     let jwk = gatehouse::auth::keys::public_jwk(&pem).unwrap();
     let header = crate::session_tokens::header_of(&jwt);
@@ -333,15 +329,11 @@ async fn custom_signing_keys_sign_template_tokens(database: TestDb) {
         .await;
     assert_eq!(patched.status(), 200);
     assert_eq!(patched.json::<Value>().await.unwrap()["custom_signing_key"], false);
-    let jwt = app
-        .send_bearer(Method::POST, "/api/tokens/supabase-rs", &ada.signed.jwt, None)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["jwt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jwt = jwt_of(
+        app.send_bearer(Method::POST, "/api/tokens/supabase-rs", &ada.signed.jwt, None)
+            .await,
+    )
+    .await;
     assert_eq!(
         crate::session_tokens::header_of(&jwt)["kid"],
         app.state.keys.signing().kid.as_str()

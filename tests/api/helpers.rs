@@ -300,6 +300,26 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     body
 }
 
+/// The `jwt` field of a JSON answer.
+pub async fn jwt_of(response: Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["jwt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no jwt in {body}"))
+        .to_owned()
+}
+
+impl TestApp {
+    /// `SELECT COUNT(*) …` with one bound value, on this app's database.
+    pub async fn count(&self, sql: &'static str, bind: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(bind)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
 /// A unique email per call.
 pub fn email() -> String {
     format!("{}@example.com", gatehouse::ids::new_id(gatehouse::ids::IdKind::User))

@@ -20,14 +20,6 @@ async fn exec(app: &TestApp, sql: &'static str, binds: &[&str]) {
     query.execute(&app.state.db.pool).await.unwrap();
 }
 
-async fn count(app: &TestApp, sql: &'static str, bind: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .bind(bind)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
 async fn expiry_by_the_timer_ends_sessions_with_an_event(database: TestDb) {
     let app = spawn_app(database).await;
     let ada = app.new_member().await;
@@ -56,12 +48,12 @@ async fn expiry_by_the_timer_ends_sessions_with_an_event(database: TestDb) {
     assert_eq!(refresh.status(), 401);
     // A second pass finds nothing more to expire: one event per session.
     run_once(&app.state, gatehouse::clock::now_ms()).await;
-    let events = count(
-        &app,
-        "SELECT COUNT(*) FROM events WHERE type = 'session.ended' AND user_id = $1",
-        &ada.signed.user_id,
-    )
-    .await;
+    let events = app
+        .count(
+            "SELECT COUNT(*) FROM events WHERE type = 'session.ended' AND user_id = $1",
+            &ada.signed.user_id,
+        )
+        .await;
     assert_eq!(events, 1);
 }
 
@@ -147,7 +139,7 @@ async fn retention_deletes_old_rows_and_keeps_pending_ones(database: TestDb) {
         ("SELECT COUNT(*) FROM sessions WHERE id = $1", &bob.signed.session_id, 0),
         ("SELECT COUNT(*) FROM sessions WHERE id = $1", &ada.signed.session_id, 1),
     ] {
-        assert_eq!(count(&app, sql, id).await, expected, "{sql} [{id}]");
+        assert_eq!(app.count(sql, id).await, expected, "{sql} [{id}]");
     }
     // Bob's client had only that session: it goes; Ada's client holds a live session: it stays.
     let clients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients")

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{Member, TestApp, TestDb, assert_error, spawn_app};
+use crate::helpers::{Member, TestApp, TestDb, assert_error, jwt_of, spawn_app};
 
 db_tests!(
     personal_items_crud_with_etags,
@@ -203,15 +203,7 @@ async fn cross_tenant_matrix(database: TestDb) {
         )
         .await;
     assert_eq!(promote.status(), 200);
-    let dan_a = app
-        .refresh(&dan.client, &dan.signed.session_id)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["jwt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let dan_a = jwt_of(app.refresh(&dan.client, &dan.signed.session_id).await).await;
     assert_ne!(dan_a, dan_member_a);
 
     let item_a = create_item(&app, &ada_a, "A's").await["id"]

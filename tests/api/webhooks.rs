@@ -70,14 +70,6 @@ fn session_event(kind: &str, sid: &str, user: &str, status: &str) -> Value {
         "created_at": now, "last_active_at": now, "expire_at": now + 86_400_000}})
 }
 
-async fn count(app: &TestApp, sql: &'static str, bind: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .bind(bind)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync() {
     let app = spawn_app_with(TestDb::Sqlite, incoming_options()).await;
@@ -114,11 +106,13 @@ async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync(
     .await)
     .await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM memberships WHERE user_id = $1", user).await,
+        app.count("SELECT COUNT(*) FROM memberships WHERE user_id = $1", user)
+            .await,
         1
     );
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM roles WHERE id = $1", "org:billing").await,
+        app.count("SELECT COUNT(*) FROM roles WHERE id = $1", "org:billing")
+            .await,
         1
     );
     ok(post_clerk(
@@ -143,8 +137,7 @@ async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync(
     .await)
     .await;
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT COUNT(*) FROM sessions WHERE id = $1 AND status = 'active'",
             "sess_2clerk"
         )
@@ -159,8 +152,7 @@ async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync(
     .await)
     .await;
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT COUNT(*) FROM sessions WHERE id = $1 AND status = 'revoked'",
             "sess_2clerk"
         )
@@ -194,7 +186,8 @@ async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync(
     .await)
     .await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM memberships WHERE user_id = $1", user).await,
+        app.count("SELECT COUNT(*) FROM memberships WHERE user_id = $1", user)
+            .await,
         0
     );
     ok(post_clerk(
@@ -205,7 +198,8 @@ async fn clerk_events_keep_users_organizations_memberships_and_sessions_in_sync(
     .await)
     .await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM organizations WHERE id = $1", "org_2clerk").await,
+        app.count("SELECT COUNT(*) FROM organizations WHERE id = $1", "org_2clerk")
+            .await,
         0
     );
     ok(post_clerk(
@@ -289,7 +283,8 @@ async fn bad_signatures_and_unusable_payloads_change_nothing() {
         .unwrap();
     assert_error(missing_id, 400, "invalid_signature").await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM users WHERE id = $1", "user_2attack").await,
+        app.count("SELECT COUNT(*) FROM users WHERE id = $1", "user_2attack")
+            .await,
         0
     );
 
@@ -300,7 +295,8 @@ async fn bad_signatures_and_unusable_payloads_change_nothing() {
         200
     );
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM users WHERE id = $1", "user_2attack").await,
+        app.count("SELECT COUNT(*) FROM users WHERE id = $1", "user_2attack")
+            .await,
         1
     );
 
@@ -315,14 +311,16 @@ async fn bad_signatures_and_unusable_payloads_change_nothing() {
     );
     assert_error(post_clerk(&app, "msg_early", &early).await, 409, "conflict").await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM organizations WHERE id = $1", "org_2early").await,
+        app.count("SELECT COUNT(*) FROM organizations WHERE id = $1", "org_2early")
+            .await,
         0
     );
     // The same message can be applied once its user arrives (it was not recorded as received).
     post_clerk(&app, "msg_u", &user_event("user.created", "user_2notyet", "Late")).await;
     assert_eq!(post_clerk(&app, "msg_early", &early).await.status(), 200);
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM organizations WHERE id = $1", "org_2early").await,
+        app.count("SELECT COUNT(*) FROM organizations WHERE id = $1", "org_2early")
+            .await,
         1
     );
 }
