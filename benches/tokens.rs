@@ -1,15 +1,20 @@
 //! Issuing and verifying a session token (`cargo bench --bench tokens`).
-//! Reports absolute times; compare issue vs. verify within one run.
+//! Reports absolute times; compare within one run: issuing with the kept, parsed key
+//! against parsing the key for each signature, and issuing against verifying.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::auth::keys::{KeyRing, generate_pem};
-use gatehouse::auth::tokens::{SessionTokenInput, SessionTokenIssuer, SessionTokenVerifier};
+use gatehouse::auth::tokens::{
+    SESSION_TOKEN_CATEGORY, SessionTokenInput, SessionTokenIssuer, SessionTokenVerifier, sign_compact,
+};
+use jsonwebtoken::Algorithm;
 
 fn tokens(c: &mut Criterion) {
     let keys = Arc::new(KeyRing::from_pems(&("bench".into(), generate_pem().unwrap()), &[]).unwrap());
+    let keys_for_baseline = keys.clone();
     let issuer = SessionTokenIssuer::new(keys.clone(), "http://127.0.0.1:8080".into(), 60);
     let verifier = SessionTokenVerifier::new(
         keys,
@@ -28,6 +33,22 @@ fn tokens(c: &mut Criterion) {
 
     c.bench_function("session_token/issue", |b| {
         b.iter(|| issuer.issue(black_box(input()), gatehouse::clock::now_ms()).unwrap())
+    });
+    // The way tokens were signed before the parsed key was kept: jsonwebtoken parses the
+    // RSA key for every signature (a baseline in the same run).
+    let signing = keys_for_baseline.signing();
+    c.bench_function("session_token/issue_parsing_the_key_each_time", |b| {
+        b.iter(|| {
+            let claims = issuer.claims(black_box(input()), gatehouse::clock::now_ms());
+            sign_compact(
+                &signing.encoding,
+                Algorithm::RS256,
+                Some(&signing.kid),
+                SESSION_TOKEN_CATEGORY,
+                &claims,
+            )
+            .unwrap()
+        })
     });
     let token = issuer.issue(input(), gatehouse::clock::now_ms()).unwrap();
     c.bench_function("session_token/verify", |b| {

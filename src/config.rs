@@ -94,6 +94,8 @@ pub struct Config {
     pub webhook_retry_base: Duration,
     /// How long finished rows (sessions, webhook deliveries, events, receipts, …) are kept.
     pub retention: Duration,
+    /// HTTP worker threads (`WORKERS`; default: one per physical core).
+    pub workers: Option<usize>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gatehouse.db";
@@ -174,6 +176,10 @@ impl Config {
         if retention_days == 0 {
             problems.push("RETENTION_DAYS: must be at least 1".to_owned());
         }
+        let workers = var("WORKERS").map(|_| parse_or(&var, "WORKERS", 1usize, &mut problems));
+        if workers == Some(0) {
+            problems.push("WORKERS: must be at least 1".to_owned());
+        }
         let data_dir = var("DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir_for(&database_url));
@@ -237,6 +243,7 @@ impl Config {
             clerk,
             webhook_retry_base,
             retention: Duration::from_secs(retention_days * 86_400),
+            workers,
         })
     }
 

@@ -1,14 +1,13 @@
 //! CORS for the origins in `ALLOWED_ORIGINS`: browser apps on those origins may call the
-//! API with credentials (cookies or a bearer token). Preflights are answered here, before
-//! the guard, since they carry no credentials. Other origins get no CORS headers, so
-//! browsers keep their responses from scripts.
+//! API with credentials (cookies or a bearer token). The guard middleware applies it:
+//! preflights are answered first, since they carry no credentials, and every response
+//! gets its CORS headers. Other origins get none, so browsers keep their responses from
+//! scripts.
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::HttpResponse;
+use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse, web};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 
 use crate::config::Config;
 
@@ -16,36 +15,34 @@ const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-match, x-request-id";
 const EXPOSE_HEADERS: &str = "etag, idempotent-replayed, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, x-request-id, x-user-id";
 
-pub async fn cors(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let allowed = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .filter(|origin| {
-            req.app_data::<web::Data<Config>>()
-                .is_some_and(|config| config.is_origin_allowed(origin))
-        })
-        .and_then(|origin| HeaderValue::from_str(origin).ok());
-    let preflight =
-        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
-        let mut response = HttpResponse::NoContent();
-        response.insert_header((header::VARY, "Origin"));
-        if let Some(origin) = allowed {
-            response
-                .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin))
-                .insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
-                .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS))
-                .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS))
-                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
-        }
-        return Ok(req.into_response(response.finish()).map_into_right_body());
+/// The request's `Origin` when it is one of `ALLOWED_ORIGINS` (it gets CORS headers).
+pub fn allowed_origin(req: &ServiceRequest, config: &Config) -> Option<HeaderValue> {
+    let origin = req.headers().get(header::ORIGIN)?;
+    config.is_origin_allowed(origin.to_str().ok()?).then(|| origin.clone())
+}
+
+/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), which
+/// carries no credentials and is answered before any guard; `None` for other requests.
+pub fn preflight(req: &ServiceRequest, allowed: Option<&HeaderValue>) -> Option<HttpResponse> {
+    if req.method() != Method::OPTIONS || !req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return None;
     }
-    let mut response = next.call(req).await?;
-    let headers = response.headers_mut();
+    let mut response = HttpResponse::NoContent();
+    response.insert_header((header::VARY, "Origin"));
+    if let Some(origin) = allowed {
+        response
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+    }
+    Some(response.finish())
+}
+
+/// The CORS headers of a response: `Vary: Origin` always, and for an allowed origin the
+/// permission to read the response with credentials.
+pub fn decorate(headers: &mut HeaderMap, allowed: Option<HeaderValue>) {
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -58,5 +55,4 @@ pub async fn cors(
             HeaderValue::from_static(EXPOSE_HEADERS),
         );
     }
-    Ok(response.map_into_left_body())
 }

@@ -13,8 +13,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
 
+use crate::auth::client_session::OnlyWhere;
 use crate::auth::cookies::CLIENT_COOKIE;
 use crate::auth::guard::guard;
+use crate::auth::policy::uses_client_cookie;
 use crate::auth::revocation;
 use crate::config::Config;
 use crate::db::Dialect;
@@ -96,12 +98,20 @@ fn start_background_jobs(state: &web::Data<AppState>) {
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
     let api = openapi::api_doc();
+    state.metrics.register_routes(
+        api.paths
+            .paths
+            .keys()
+            .map(String::as_str)
+            .chain(routes::UNLISTED_PATTERNS.iter().copied()),
+    );
     let cookie_key = state.cookie_key();
     let secure = state.config.is_production();
     // The device cookie outlives the browser: it lives as long as a session can
     // (`SESSION_LIFETIME`), and sign-in (which changes it) renews that.
     let client_cookie_ttl = actix_web::cookie::time::Duration::seconds(state.config.session_lifetime.as_secs() as i64);
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let workers = state.config.workers;
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), cookie_key.clone())
             .cookie_name(CLIENT_COOKIE.to_owned())
@@ -121,13 +131,17 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .app_data(error::query_config())
             .default_service(web::to(error::not_found))
             .wrap(from_fn(guard))
-            .wrap(from_fn(crate::cors::cors))
-            .wrap(session)
+            .wrap(OnlyWhere::new(session, |req| uses_client_cookie(req.path())))
             .wrap(from_fn(request_context))
-    })
-    .listen(listener)
-    .map_err(|e| StartupError::Bind(address, e))?
-    .shutdown_timeout(30)
-    .run();
+    });
+    let server = match workers {
+        Some(workers) => server.workers(workers),
+        None => server,
+    };
+    let server = server
+        .listen(listener)
+        .map_err(|e| StartupError::Bind(address, e))?
+        .shutdown_timeout(30)
+        .run();
     Ok(server)
 }

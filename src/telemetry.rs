@@ -1,14 +1,22 @@
-//! Logs, request ids and Prometheus metrics.
+//! Logs, request ids and Prometheus metrics, cheap enough to leave on.
+//!
+//! Per request: an id (a per-process prefix and a counter, no system call), a span and
+//! an access-log line only when their level is enabled, and the metrics as relaxed
+//! atomic increments on counters registered at start-up for every route (no lock, no
+//! allocation); a route that was not registered (rare: none is added after start-up)
+//! falls back to a locked map.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, web};
+use actix_web::{Error, web};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
@@ -23,127 +31,274 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The id of the current request, also echoed in the `x-request-id` response header.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// Accepts a caller's request id when it is short and plain; otherwise makes one.
-fn request_id(req: &ServiceRequest) -> String {
-    req.headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("req_{}", crate::ids::random_token(12)))
+/// Request ids: `req_<8 random characters of this process>_<counter>`. Unique, and
+/// cheap: one atomic increment.
+struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
 }
 
-/// Middleware: a span per request carrying its id, an access log line, metrics.
+fn request_ids() -> &'static RequestIds {
+    static IDS: OnceLock<RequestIds> = OnceLock::new();
+    IDS.get_or_init(|| RequestIds {
+        prefix: format!("req_{}_", &crate::ids::random_token(6)),
+        next: AtomicU64::new(1),
+    })
+}
+
+/// Accepts a caller's request id when it is short and plain; otherwise makes one.
+fn request_id(req: &ServiceRequest) -> HeaderValue {
+    if let Some(given) = req.headers().get(&REQUEST_ID_HEADER)
+        && !given.is_empty()
+        && given.len() <= 64
+        && given
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+    {
+        return given.clone();
+    }
+    let ids = request_ids();
+    let mut counter = itoa::Buffer::new();
+    let counter = counter.format(ids.next.fetch_add(1, Ordering::Relaxed));
+    let mut id = [0u8; 64];
+    let (prefix, rest) = id.split_at_mut(ids.prefix.len());
+    prefix.copy_from_slice(ids.prefix.as_bytes());
+    rest[..counter.len()].copy_from_slice(counter.as_bytes());
+    HeaderValue::from_bytes(&id[..ids.prefix.len() + counter.len()]).expect("request ids are visible ASCII")
+}
+
+/// Middleware: the request id, a span and an access-log line (when enabled), metrics.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = request_id(&req);
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let method = req.method().clone();
     let started = Instant::now();
-    let result = next.call(req).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let mut response = result?;
-    let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    if let Some(metrics) = metrics {
-        metrics.record(&method, &route, status, elapsed.as_secs_f64());
+    let mut response = if tracing::enabled!(tracing::Level::INFO) {
+        let span = tracing::info_span!("request", request_id = ?id, method = %method, path = %req.path());
+        let response = next.call(req).instrument(span.clone()).await?;
+        let status = response.status().as_u16();
+        let route = response.request().match_pattern();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        span.in_scope(|| {
+            tracing::info!(
+                status,
+                route = route.as_deref().unwrap_or(UNMATCHED),
+                latency_ms,
+                "handled"
+            )
+        });
+        response
+    } else {
+        next.call(req).await?
+    };
+    let micros = started.elapsed().as_micros() as u64;
+    if let Some(metrics) = response.request().app_data::<web::Data<Metrics>>() {
+        let route = response.request().match_pattern();
+        metrics.record(
+            &method,
+            route.as_deref().unwrap_or(UNMATCHED),
+            response.status().as_u16(),
+            micros,
+        );
     }
-    span.in_scope(|| tracing::info!(status, route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "handled"));
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
     Ok(response)
 }
 
-const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// The route label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+/// Latency buckets, in microseconds (the exposition says seconds).
+const BUCKETS_MICROS: [u64; 10] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+];
+const BUCKET_LABELS: [&str; 10] = [
+    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+];
+const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
+/// The statuses this API answers; anything else is counted as `other`.
+const STATUSES: [u16; 21] = [
+    200, 201, 204, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503,
+];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// One route's counters: requests by method and status, and a latency histogram.
+struct RouteStats {
+    requests: [[AtomicU64; STATUSES.len() + 1]; METHODS.len() + 1],
+    buckets: [AtomicU64; BUCKETS_MICROS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
 }
 
-/// Request counters and latency histograms, rendered in Prometheus text format.
+impl RouteStats {
+    fn new() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, method: &Method, status: u16, micros: u64) {
+        let m = METHODS.iter().position(|x| x == method).unwrap_or(METHODS.len());
+        let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len());
+        self.requests[m][s].fetch_add(1, Ordering::Relaxed);
+        if let Some(bucket) = BUCKETS_MICROS.iter().position(|b| micros <= *b) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// Request counters and latency histograms per route, and named event counters,
+/// rendered in Prometheus text format.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    counters: Mutex<BTreeMap<&'static str, u64>>,
+    /// Every route known at start-up: read without a lock.
+    routes: OnceLock<HashMap<String, RouteStats>>,
+    /// Routes registered later (none in this app, but a route added without
+    /// registration is still counted).
+    late_routes: Mutex<BTreeMap<String, Box<RouteStats>>>,
+    counters: Counters,
 }
 
-impl Metrics {
-    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock")
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let mut latency = self.latency.lock().expect("metrics lock");
-        let histogram = latency.entry(route.to_owned()).or_default();
-        for (bucket, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
-            if seconds <= *bucket {
-                *count += 1;
+/// Named counters (`gatehouse_<name>_total`): the known ones are fields, read and
+/// written without a lock.
+macro_rules! counters {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Default)]
+        struct Counters {
+            $($name: AtomicU64,)*
+            others: Mutex<BTreeMap<&'static str, u64>>,
+        }
+
+        impl Counters {
+            fn incr(&self, name: &'static str) {
+                match name {
+                    $(stringify!($name) => { self.$name.fetch_add(1, Ordering::Relaxed); })*
+                    other => *self.others.lock().expect("metrics lock").entry(other).or_default() += 1,
+                }
+            }
+
+            fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+                let mut all = self.others.lock().expect("metrics lock").clone();
+                $(
+                    let value = self.$name.load(Ordering::Relaxed);
+                    if value > 0 {
+                        all.insert(stringify!($name), value);
+                    }
+                )*
+                all
             }
         }
-        histogram.count += 1;
-        histogram.sum += seconds;
+    };
+}
+
+counters!(
+    sign_ins,
+    sign_ups,
+    sign_in_failures,
+    rate_limited,
+    handshakes,
+    session_tokens_issued,
+    custom_claims_dropped,
+    webhooks_delivered,
+    webhook_attempts_failed,
+);
+
+impl Metrics {
+    /// Registers the routes whose counters are read without a lock (once, at start-up;
+    /// later calls are ignored).
+    pub fn register_routes<'a>(&self, patterns: impl IntoIterator<Item = &'a str>) {
+        let mut routes: HashMap<String, RouteStats> = patterns
+            .into_iter()
+            .map(|p| (p.to_owned(), RouteStats::new()))
+            .collect();
+        routes.insert(UNMATCHED.to_owned(), RouteStats::new());
+        let _ = self.routes.set(routes);
+    }
+
+    pub fn record(&self, method: &Method, route: &str, status: u16, micros: u64) {
+        if let Some(stats) = self.routes.get().and_then(|routes| routes.get(route)) {
+            stats.record(method, status, micros);
+        } else {
+            let mut late = self.late_routes.lock().expect("metrics lock");
+            late.entry(route.to_owned())
+                .or_insert_with(|| Box::new(RouteStats::new()))
+                .record(method, status, micros);
+        }
     }
 
     /// Counts a named event (`gatehouse_<name>_total`).
     pub fn incr(&self, name: &'static str) {
-        *self.counters.lock().expect("metrics lock").entry(name).or_default() += 1;
+        self.counters.incr(name);
     }
 
     pub fn render(&self) -> String {
         use std::fmt::Write;
+        let late = self.late_routes.lock().expect("metrics lock");
+        let mut routes: Vec<(&str, &RouteStats)> = self
+            .routes
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|(route, stats)| (route.as_str(), stats))
+            .chain(late.iter().map(|(route, stats)| (route.as_str(), &**stats)))
+            .filter(|(_, stats)| stats.count.load(Ordering::Relaxed) > 0)
+            .collect();
+        routes.sort_by_key(|(route, _)| *route);
         let mut out = String::new();
         out.push_str("# HELP http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE http_requests_total counter\n");
-        for ((method, route, status), count) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(route)
-            );
+        for (route, stats) in &routes {
+            let route = escape(route);
+            for (m, by_status) in stats.requests.iter().enumerate() {
+                let method = METHODS.get(m).map_or("OTHER", Method::as_str);
+                for (s, count) in by_status.iter().enumerate() {
+                    let count = count.load(Ordering::Relaxed);
+                    if count > 0 {
+                        let status = STATUSES.get(s).map_or_else(|| "other".to_owned(), u16::to_string);
+                        let _ = writeln!(
+                            out,
+                            "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+                        );
+                    }
+                }
+            }
         }
         out.push_str("# HELP http_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for (route, h) in self.latency.lock().expect("metrics lock").iter() {
+        for (route, stats) in &routes {
             let route = escape(route);
-            for (bucket, count) in BUCKETS.iter().zip(h.counts.iter()) {
+            let mut cumulative = 0;
+            for (label, bucket) in BUCKET_LABELS.iter().zip(stats.buckets.iter()) {
+                cumulative += bucket.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bucket}\"}} {count}"
+                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{label}\"}} {cumulative}"
                 );
             }
+            let count = stats.count.load(Ordering::Relaxed);
+            let sum = stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(
                 out,
-                "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
+                "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
             );
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
+            let _ = writeln!(out, "http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
+            let _ = writeln!(out, "http_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
-        for (name, count) in self.counters.lock().expect("metrics lock").iter() {
+        for (name, count) in self.counters.snapshot() {
             let _ = writeln!(
                 out,
                 "# TYPE gatehouse_{name}_total counter\ngatehouse_{name}_total {count}"
@@ -164,9 +319,12 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let metrics = Metrics::default();
-        metrics.record("GET", "/healthz", 200, 0.002);
-        metrics.record("GET", "/healthz", 200, 0.3);
+        metrics.register_routes(["/healthz"]);
+        metrics.record(&Method::GET, "/healthz", 200, 2_000);
+        metrics.record(&Method::GET, "/healthz", 200, 300_000);
+        metrics.record(&Method::POST, "/late/{x}", 418, 10);
         metrics.incr("sign_ins");
+        metrics.incr("something_new");
         let text = metrics.render();
         assert!(
             text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"),
@@ -180,6 +338,11 @@ mod tests {
             text.contains("http_request_duration_seconds_count{route=\"/healthz\"} 2"),
             "{text}"
         );
+        assert!(
+            text.contains("http_requests_total{method=\"POST\",route=\"/late/{x}\",status=\"other\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("gatehouse_sign_ins_total 1"), "{text}");
+        assert!(text.contains("gatehouse_something_new_total 1"), "{text}");
     }
 }

@@ -1,58 +1,67 @@
 //! Turns a bearer token into an [`AuthObject`]: our own session tokens, and (when
 //! configured) a Clerk instance's, through a cache of verified tokens.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use aws_lc_rs::digest;
+use dashmap::DashMap;
 
 use super::clerk::{ClerkError, ClerkVerifier};
 use super::context::{AuthObject, SignedOutReason};
 use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, UnverifiedToken};
 
-const MAX_CACHED_TOKENS: usize = 50_000;
+/// Verified tokens kept at most: beyond it a new token is verified on each request
+/// (about 30 µs) until housekeeping sweeps out expired entries. Bounds memory whatever
+/// the number of live tokens.
+pub const MAX_CACHED_TOKENS: usize = 16_384;
 
-/// Verified tokens by SHA-256 of the token: a token's signature is checked once, and
-/// later requests with it cost a hash and a lookup. Entries die at `exp`; the map is
-/// bounded (expired entries are swept when it fills, and it is cleared if still full).
-#[derive(Default)]
+/// Verified tokens by the token itself: a token's signature is checked once, and later
+/// requests with it cost a hash and a comparison in a sharded map (no global lock).
+/// Entries die at `exp`: they are ignored after it and removed by [`Self::sweep`].
 pub struct VerifiedTokenCache {
-    entries: RwLock<HashMap<[u8; 32], Arc<AuthObject>>>,
+    entries: DashMap<Box<str>, Arc<AuthObject>, foldhash::fast::RandomState>,
+    capacity: usize,
+}
+
+impl Default for VerifiedTokenCache {
+    fn default() -> Self {
+        Self::with_capacity(MAX_CACHED_TOKENS)
+    }
 }
 
 impl VerifiedTokenCache {
-    fn key(token: &str) -> [u8; 32] {
-        let hash = digest::digest(&digest::SHA256, token.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(hash.as_ref());
-        key
-    }
-
-    fn get(&self, key: &[u8; 32], now: i64) -> Option<Arc<AuthObject>> {
-        let entries = self.entries.read().expect("token cache lock");
-        entries
-            .get(key)
-            .filter(|auth| auth.expires_at + CLOCK_SKEW_SECS > now)
-            .cloned()
-    }
-
-    fn insert(&self, key: [u8; 32], auth: Arc<AuthObject>, now: i64) {
-        let mut entries = self.entries.write().expect("token cache lock");
-        if entries.len() >= MAX_CACHED_TOKENS {
-            entries.retain(|_, a| a.expires_at + CLOCK_SKEW_SECS > now);
-            if entries.len() >= MAX_CACHED_TOKENS {
-                entries.clear();
-            }
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            capacity,
         }
-        entries.insert(key, auth);
+    }
+
+    fn get(&self, token: &str, now: i64) -> Option<Arc<AuthObject>> {
+        self.entries
+            .get(token)
+            .filter(|auth| auth.expires_at + CLOCK_SKEW_SECS > now)
+            .map(|auth| auth.clone())
+    }
+
+    /// Keeps a verified token, unless the cache is full (then it is simply not kept:
+    /// no scan on the request path).
+    fn insert(&self, token: &str, auth: Arc<AuthObject>) {
+        if self.entries.len() < self.capacity {
+            self.entries.insert(token.into(), auth);
+        }
+    }
+
+    /// Removes expired entries (housekeeping, every 30 s).
+    pub fn sweep(&self, now: i64) {
+        self.entries.retain(|_, auth| auth.expires_at + CLOCK_SKEW_SECS > now);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().expect("token cache lock").len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 }
 
@@ -76,8 +85,7 @@ impl Authenticator {
     }
 
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Arc<AuthObject>, SignedOutReason> {
-        let key = VerifiedTokenCache::key(token);
-        let auth = match self.cache.get(&key, now) {
+        let auth = match self.cache.get(token, now) {
             Some(auth) => auth,
             None => {
                 let parsed = UnverifiedToken::parse(token).map_err(SignedOutReason::InvalidToken)?;
@@ -94,7 +102,7 @@ impl Authenticator {
                         .map_err(SignedOutReason::InvalidToken)?,
                 };
                 let auth = Arc::new(AuthObject::from_claims(&claims));
-                self.cache.insert(key, auth.clone(), now);
+                self.cache.insert(token, auth.clone());
                 auth
             }
         };
@@ -153,5 +161,40 @@ mod tests {
         ));
         assert!(authenticator.authenticate("garbage", now).await.is_err());
         assert_eq!(authenticator.cache().len(), 1, "failures are not cached");
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_swept() {
+        let cache = VerifiedTokenCache::with_capacity(2);
+        let auth = |exp: i64| {
+            let mut claims = crate::auth::tokens::SessionClaims {
+                sub: "user_1".into(),
+                sid: "sess_1".into(),
+                iss: "iss".into(),
+                azp: None,
+                iat: 0,
+                nbf: 0,
+                exp,
+                jti: None,
+                v: 2,
+                fva: None,
+                sts: None,
+                o: None,
+                fea: None,
+                custom: Default::default(),
+            };
+            claims.exp = exp;
+            Arc::new(AuthObject::from_claims(&claims))
+        };
+        cache.insert("a", auth(100));
+        cache.insert("b", auth(1_000));
+        cache.insert("c", auth(1_000));
+        assert_eq!(cache.len(), 2, "a full cache keeps no more");
+        assert!(cache.get("a", 50).is_some());
+        assert!(cache.get("a", 200).is_none(), "an expired entry is not served");
+        cache.sweep(200);
+        assert_eq!(cache.len(), 1);
+        cache.insert("c", auth(1_000));
+        assert!(cache.get("c", 200).is_some());
     }
 }

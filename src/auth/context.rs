@@ -1,6 +1,10 @@
 //! The auth object: what the guard middleware knows about a request's session,
 //! Clerk's `auth()` with `has()`.
 
+use std::sync::OnceLock;
+
+use actix_web::http::header::HeaderValue;
+use actix_web::web::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -74,6 +78,12 @@ pub struct AuthObject {
     /// Minutes since the password was last proven (`fva[0]`), as of issue.
     #[serde(skip)]
     pub factor_age_minutes: Option<i64>,
+    /// The `x-user-id` response header, made once per token (a cached token reuses it).
+    #[serde(skip)]
+    pub user_id_header: Option<HeaderValue>,
+    /// This object as JSON (`GET /api/me`), serialized on first use.
+    #[serde(skip)]
+    json: OnceLock<Bytes>,
 }
 
 impl AuthObject {
@@ -103,7 +113,16 @@ impl AuthObject {
             issued_at: claims.iat,
             expires_at: claims.exp,
             factor_age_minutes: claims.fva.map(|fva| fva[0]).filter(|m| *m >= 0),
+            user_id_header: HeaderValue::from_str(&claims.sub).ok(),
+            json: OnceLock::new(),
         }
+    }
+
+    /// This object as JSON, serialized once (a token's auth object never changes).
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(self).unwrap_or_default()))
+            .clone()
     }
 
     /// Clerk's `has()`: false without an active organization; `org:admin` holds every

@@ -23,6 +23,7 @@ use super::request::{client_ip, is_trusted_origin};
 use super::revocation::RevocationList;
 use crate::clock::now_secs;
 use crate::config::Config;
+use crate::cors;
 use crate::db::Db;
 use crate::error::AppError;
 use crate::telemetry::Metrics;
@@ -49,13 +50,18 @@ enum Credentials<'a> {
 
 fn credentials(req: &ServiceRequest) -> Credentials<'_> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().unwrap_or_default();
         // Anything but `Bearer <token>` is an empty (invalid) bearer; the cookie is then
         // not consulted, so a broken header never silently falls back to another session.
-        return match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Credentials::Bearer(token.trim()),
+        let bytes = value.as_bytes();
+        return match bytes.split_at_checked(7) {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => {
+                Credentials::Bearer(std::str::from_utf8(token).unwrap_or_default().trim())
+            }
             _ => Credentials::Bearer(""),
         };
+    }
+    if !req.headers().contains_key(header::COOKIE) {
+        return Credentials::None;
     }
     match req.cookie(SESSION_COOKIE) {
         Some(cookie) if !cookie.value().is_empty() => Credentials::Cookie(cookie.value().to_owned()),
@@ -74,9 +80,27 @@ pub async fn guard(
         let error = AppError::Misconfigured("the guard middleware needs `web::Data<Guard>` registered as app data");
         return Ok(req.into_response(error.error_response()).map_into_right_body());
     };
+    let cors_origin = cors::allowed_origin(&req, &state.config);
+    if let Some(response) = cors::preflight(&req, cors_origin.as_ref()) {
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let response = protect(req, next, &state).await?;
+    let mut response = response;
+    cors::decorate(response.headers_mut(), cors_origin);
+    Ok(response)
+}
+
+/// The guard proper: resolve, decide, and (when the request may go on) call the app.
+async fn protect<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+    state: &Guard,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     // The path the router matches (percent-decoded where it is safe), not the raw one.
-    let path = req.match_info().as_str().to_owned();
-    let class = state.policy.classify(&path);
+    let path = req.match_info().as_str();
+    let class = state.policy.classify(path);
+    let api = is_api_path(path);
+    let rate_limited = state.rate_limits.is_some() && state.policy.is_rate_limited(path);
     let now = now_secs();
 
     let credentials = credentials(&req);
@@ -86,8 +110,8 @@ pub async fn guard(
         (RouteClass::Backend, _) | (_, Credentials::None) => {
             (AuthState::SignedOut(SignedOutReason::NoCredentials), false)
         }
-        (_, Credentials::Bearer(token)) => (resolve(&state, token, now).await, false),
-        (_, Credentials::Cookie(token)) => (resolve(&state, &token, now).await, true),
+        (_, Credentials::Bearer(token)) => (resolve(state, token, now).await, false),
+        (_, Credentials::Cookie(token)) => (resolve(state, &token, now).await, true),
     };
 
     // Clerk's handshake, done in one server: a page whose `__session` is missing or
@@ -95,10 +119,10 @@ pub async fn guard(
     // in place instead of a trip to the sign-in page.
     let mut fresh_session_cookie = None;
     if class == RouteClass::Protected
-        && !is_api_path(&path)
+        && !api
         && !has_bearer
         && matches!(resolved, AuthState::SignedOut(_))
-        && let Some((auth, jwt)) = handshake(&req, &state, now).await
+        && let Some((auth, jwt)) = handshake(&req, state, now).await
     {
         resolved = AuthState::SignedIn(auth);
         fresh_session_cookie = Some(state.tokens.cookie(jwt));
@@ -106,7 +130,7 @@ pub async fn guard(
 
     let decision = match (&resolved, class) {
         (_, RouteClass::Public | RouteClass::Backend) => Ok(()),
-        (AuthState::SignedOut(reason), _) if is_api_path(&path) => Err(reason.to_error().error_response()),
+        (AuthState::SignedOut(reason), _) if api => Err(reason.to_error().error_response()),
         (AuthState::SignedOut(_), _) => Err(redirect_to_sign_in(&req)),
         (AuthState::SignedIn(auth), RouteClass::Admin) if !auth.has(Check::Role(ADMIN_ROLE)) => {
             let message = if auth.org_id.is_none() {
@@ -132,18 +156,18 @@ pub async fn guard(
         }
     }
 
-    let user_id = match &resolved {
-        AuthState::SignedIn(auth) => Some(auth.user_id.clone()),
+    let signed_in = match &resolved {
+        AuthState::SignedIn(auth) => Some(auth.clone()),
         AuthState::SignedOut(_) => None,
     };
     let rate = match &state.rate_limits {
-        Some(limits) if state.policy.is_rate_limited(&path) => {
-            let key = match &user_id {
-                Some(id) => id.clone(),
-                None => format!("ip:{}", client_ip(req.request(), state.config.trust_proxy_headers)),
-            };
-            Some(limits.check(&key).await)
-        }
+        Some(limits) if rate_limited => Some(match &signed_in {
+            Some(auth) => limits.check(&auth.user_id).await,
+            None => {
+                let key = format!("ip:{}", client_ip(req.request(), state.config.trust_proxy_headers));
+                limits.check(&key).await
+            }
+        }),
         _ => None,
     };
     if let Some(status) = rate
@@ -165,10 +189,7 @@ pub async fn guard(
     {
         tracing::warn!(error = %e, "could not set the refreshed __session cookie");
     }
-    if let Some(user_id) = user_id
-        && is_api_path(&path)
-        && let Ok(value) = HeaderValue::from_str(&user_id)
-    {
+    if api && let Some(value) = signed_in.and_then(|auth| auth.user_id_header.clone()) {
         response.headers_mut().insert(X_USER_ID, value);
     }
     Ok(response.map_into_left_body())

@@ -12,6 +12,10 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::tokens::{SignError, signing_input};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,11 +28,43 @@ pub enum KeyError {
     Generate,
 }
 
-/// The key that signs new session tokens.
+/// The key that signs new session tokens. The RSA key is parsed once, here: parsing it
+/// again for each signature would cost more than the signature itself.
 pub struct SigningKey {
     pub kid: String,
     pub algorithm: Algorithm,
     pub encoding: EncodingKey,
+    rsa: KeyPair,
+}
+
+impl SigningKey {
+    /// A compact RS256 JWS of `claims`, with this key's `kid` and the token `category`.
+    pub fn sign_compact(&self, category: &str, claims: &impl serde::Serialize) -> Result<String, SignError> {
+        let mut message =
+            signing_input(self.algorithm, Some(&self.kid), category, claims).map_err(|e| SignError(e.to_string()))?;
+        let mut signature = vec![0u8; self.rsa.public_modulus_len()];
+        self.rsa
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                message.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| SignError("the RSA signature failed".to_owned()))?;
+        message.push('.');
+        message.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(message)
+    }
+}
+
+/// Parses an RSA private key PEM (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`).
+fn rsa_key_pair(pem_text: &str) -> Result<KeyPair, String> {
+    let parsed = pem::parse(pem_text).map_err(|e| e.to_string())?;
+    match parsed.tag() {
+        "PRIVATE KEY" => KeyPair::from_pkcs8(parsed.contents()).map_err(|e| e.to_string()),
+        "RSA PRIVATE KEY" => KeyPair::from_der(parsed.contents()).map_err(|e| e.to_string()),
+        other => Err(format!("a `{other}` PEM is not an RSA private key")),
+    }
 }
 
 /// A key that verifies tokens; the algorithm belongs to the key, never to a token.
@@ -80,10 +116,12 @@ impl KeyRing {
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
             .map_err(|e| invalid(source, format!("not an RSA private key PEM ({e})")))?;
         let signing_public = verification_from_encoding(&encoding).map_err(|e| invalid(source, e))?;
+        let rsa = rsa_key_pair(pem).map_err(|e| invalid(source, format!("not an RSA private key PEM ({e})")))?;
         let signing = SigningKey {
             kid: signing_public.kid.clone(),
             algorithm: Algorithm::RS256,
             encoding,
+            rsa,
         };
         let mut verification = vec![signing_public];
         for (source, pem) in others {

@@ -187,14 +187,11 @@ impl TokenMinter {
                 sign_compact(&key, Algorithm::RS256, Some(&kid), TEMPLATE_TOKEN_CATEGORY, &claims)
             }
             _ => {
-                let key = self.keys.signing();
-                sign_compact(
-                    &key.encoding,
-                    key.algorithm,
-                    Some(&key.kid),
-                    TEMPLATE_TOKEN_CATEGORY,
-                    &claims,
-                )
+                return self
+                    .keys
+                    .signing()
+                    .sign_compact(TEMPLATE_TOKEN_CATEGORY, &claims)
+                    .map_err(AppError::internal);
             }
         };
         token.map_err(AppError::internal)

@@ -5,6 +5,7 @@
 
 pub mod authenticator;
 pub mod clerk;
+pub mod client_session;
 pub mod context;
 pub mod cookies;
 pub mod extractors;

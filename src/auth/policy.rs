@@ -51,6 +51,8 @@ pub enum RouteClass {
     Protected,
 }
 
+use std::collections::HashMap;
+
 /// One compiled `createRouteMatcher` pattern.
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -116,16 +118,49 @@ impl Pattern {
 }
 
 /// A set of patterns; matches when any does.
+/// Patterns are indexed by their first segment, so a path is only tried against the
+/// few patterns that can match it (the guard classifies every request).
 #[derive(Debug, Clone)]
-pub struct RouteMatcher(Vec<Pattern>);
+pub struct RouteMatcher {
+    /// First segment a literal to equal.
+    by_first_segment: HashMap<String, Vec<Pattern>>,
+    /// First segment a literal the path's first segment must start with (`/sign-in(.*)`).
+    by_first_prefix: Vec<(String, Pattern)>,
+    /// First segment a parameter.
+    others: Vec<Pattern>,
+}
 
 impl RouteMatcher {
     pub fn new(patterns: &[&str]) -> Self {
-        Self(patterns.iter().map(|p| Pattern::parse(p)).collect())
+        let mut matcher = Self {
+            by_first_segment: HashMap::new(),
+            by_first_prefix: Vec::new(),
+            others: Vec::new(),
+        };
+        for pattern in patterns.iter().map(|p| Pattern::parse(p)) {
+            match pattern.segments.first() {
+                Some(Segment::Literal(first)) if pattern.open_end && pattern.segments.len() == 1 => {
+                    matcher.by_first_prefix.push((first.clone(), pattern));
+                }
+                Some(Segment::Literal(first)) => {
+                    matcher.by_first_segment.entry(first.clone()).or_default().push(pattern);
+                }
+                _ => matcher.others.push(pattern),
+            }
+        }
+        matcher
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        self.0.iter().any(|p| p.matches(path))
+        let first = path.split('/').nth(1).unwrap_or_default();
+        self.by_first_segment
+            .get(first)
+            .is_some_and(|patterns| patterns.iter().any(|p| p.matches(path)))
+            || self
+                .by_first_prefix
+                .iter()
+                .any(|(prefix, p)| first.starts_with(prefix.as_str()) && p.matches(path))
+            || self.others.iter().any(|p| p.matches(path))
     }
 }
 
@@ -165,6 +200,18 @@ impl RoutePolicy {
     pub fn is_rate_limited(&self, path: &str) -> bool {
         !self.rate_limit_exempt.matches(path)
     }
+}
+
+/// Whether a request may use the `__client` device cookie: the client API (`/v1/…`) and
+/// pages. API and Backend API calls, probes, docs and assets never do.
+pub fn uses_client_cookie(path: &str) -> bool {
+    use std::sync::OnceLock;
+    static EXEMPT: OnceLock<RouteMatcher> = OnceLock::new();
+    path.starts_with("/v1/")
+        || !(is_api_path(path)
+            || EXEMPT
+                .get_or_init(|| RouteMatcher::new(RATE_LIMIT_EXEMPT))
+                .matches(path))
 }
 
 /// API paths answer 401 when signed out; other paths (pages) redirect to sign-in.

@@ -7,9 +7,10 @@
 //! after a reconnect (notifications sent meanwhile are lost) and every 30 s, a catch-up
 //! query reads the sessions that stopped within the window.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use sqlx::postgres::PgListener;
 
@@ -23,7 +24,9 @@ const MAX_PAYLOAD: usize = 7000;
 
 pub struct RevocationList {
     /// Session id → when this instance learned it stopped (Unix ms).
-    entries: RwLock<HashMap<String, i64>>,
+    entries: DashMap<Box<str>, i64, foldhash::fast::RandomState>,
+    /// How many entries there are: when none, a check takes no lock at all.
+    count: AtomicUsize,
     window_ms: i64,
 }
 
@@ -31,7 +34,8 @@ impl RevocationList {
     /// `window`: how long a stopped session's tokens may still verify (lifetime + skew).
     pub fn new(window: Duration) -> Self {
         Self {
-            entries: RwLock::default(),
+            entries: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            count: AtomicUsize::new(0),
             window_ms: window.as_millis() as i64,
         }
     }
@@ -42,27 +46,35 @@ impl RevocationList {
 
     pub fn insert<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let now = now_ms();
-        let mut entries = self.entries.write().expect("revocation lock");
         for id in ids {
-            entries.entry(id.to_owned()).or_insert(now);
+            if let dashmap::Entry::Vacant(vacant) = self.entries.entry(id.into()) {
+                // Counted before it is visible, so a check that finds it never reads 0.
+                self.count.fetch_add(1, Ordering::SeqCst);
+                vacant.insert(now);
+            }
         }
     }
 
+    /// Whether the session stopped within the window. The common case (nothing stopped
+    /// lately) is one atomic read.
     pub fn contains(&self, session_id: &str) -> bool {
-        self.entries.read().expect("revocation lock").contains_key(session_id)
+        self.count.load(Ordering::SeqCst) > 0 && self.entries.contains_key(session_id)
     }
 
     /// Forgets sessions whose last token has expired for sure.
     pub fn prune(&self) {
         let horizon = now_ms() - self.window_ms;
-        self.entries
-            .write()
-            .expect("revocation lock")
-            .retain(|_, at| *at > horizon);
+        let mut removed = 0;
+        self.entries.retain(|_, at| {
+            let keep = *at > horizon;
+            removed += usize::from(!keep);
+            keep
+        });
+        self.count.fetch_sub(removed, Ordering::SeqCst);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().expect("revocation lock").len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {

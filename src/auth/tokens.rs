@@ -77,6 +77,11 @@ struct Header {
     typ: Option<String>,
 }
 
+/// A token could not be signed (the claims did not serialize, or the key refused).
+#[derive(Debug, thiserror::Error)]
+#[error("could not sign a token: {0}")]
+pub struct SignError(pub String);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the token is not a well-formed JWT")]
@@ -99,7 +104,9 @@ pub enum TokenError {
     ForeignAuthorizedParty,
 }
 
-/// Signs a compact JWS with the given header fields.
+/// Signs a compact JWS with the given header fields, with any `jsonwebtoken` key (a
+/// key parsed for each signature: the instance's own key signs through
+/// [`super::keys::SigningKey::sign_compact`], which keeps it parsed).
 pub fn sign_compact(
     key: &EncodingKey,
     algorithm: Algorithm,
@@ -107,6 +114,20 @@ pub fn sign_compact(
     category: &str,
     claims: &impl Serialize,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut message = signing_input(algorithm, kid, category, claims)?;
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, algorithm)?;
+    message.push('.');
+    message.push_str(&signature);
+    Ok(message)
+}
+
+/// `base64url(header) . base64url(claims)`, the part of a compact JWS that is signed.
+pub(super) fn signing_input(
+    algorithm: Algorithm,
+    kid: Option<&str>,
+    category: &str,
+    claims: &impl Serialize,
+) -> Result<String, serde_json::Error> {
     let header = Header {
         alg: algorithm_name(algorithm).to_owned(),
         cat: Some(category.to_owned()),
@@ -116,9 +137,6 @@ pub fn sign_compact(
     let mut message = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
     message.push('.');
     message.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, algorithm)?;
-    message.push('.');
-    message.push_str(&signature);
     Ok(message)
 }
 
@@ -195,18 +213,11 @@ impl SessionTokenIssuer {
         }
     }
 
-    pub fn sign(&self, claims: &SessionClaims) -> Result<String, jsonwebtoken::errors::Error> {
-        let key = self.keys.signing();
-        sign_compact(
-            &key.encoding,
-            key.algorithm,
-            Some(&key.kid),
-            SESSION_TOKEN_CATEGORY,
-            claims,
-        )
+    pub fn sign(&self, claims: &SessionClaims) -> Result<String, SignError> {
+        self.keys.signing().sign_compact(SESSION_TOKEN_CATEGORY, claims)
     }
 
-    pub fn issue(&self, input: SessionTokenInput<'_>, now_ms: i64) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(&self, input: SessionTokenInput<'_>, now_ms: i64) -> Result<String, SignError> {
         self.sign(&self.claims(input, now_ms))
     }
 }

@@ -32,6 +32,7 @@ pub async fn run_once(state: &AppState, now: i64) {
         tracing::warn!(error = %e, "could not mark expired sessions");
     }
     state.revocations.prune();
+    state.guard.authenticator.cache().sweep(now / 1000);
     if let Err(e) = state.revocations.catch_up(&state.db).await {
         tracing::warn!(error = %e, "revocation catch-up failed");
     }

@@ -90,7 +90,7 @@ fn if_match(req: &HttpRequest) -> AppResult<Option<i64>> {
         (status = 422, description = "Bad `limit` or `cursor`", body = ErrorBody),
     )
 )]
-#[get("/api/items")]
+#[get("/items")]
 #[tracing::instrument(skip_all, fields(user_id = %scope.auth().user_id))]
 async fn list_items(
     state: web::Data<AppState>,
@@ -135,7 +135,7 @@ pub struct CreateItem {
         (status = 422, body = ErrorBody),
     )
 )]
-#[post("/api/items")]
+#[post("/items")]
 #[tracing::instrument(skip_all, fields(user_id = %access.auth().user_id))]
 async fn create_item(
     state: web::Data<AppState>,
@@ -214,7 +214,7 @@ fn replay(stored: StoredResponse) -> AppResult<HttpResponse> {
         (status = 404, body = ErrorBody),
     )
 )]
-#[get("/api/items/{id}")]
+#[get("/items/{id}")]
 #[tracing::instrument(skip_all, fields(user_id = %scope.auth().user_id, item_id = %id))]
 async fn get_item(
     state: web::Data<AppState>,
@@ -253,7 +253,7 @@ pub struct UpdateItem {
         (status = 422, body = ErrorBody),
     )
 )]
-#[patch("/api/items/{id}")]
+#[patch("/items/{id}")]
 #[tracing::instrument(skip_all, fields(user_id = %access.auth().user_id, item_id = %id))]
 async fn update_item(
     state: web::Data<AppState>,
@@ -313,7 +313,7 @@ async fn update_item(
         (status = 404, body = ErrorBody),
     )
 )]
-#[delete("/api/items/{id}")]
+#[delete("/items/{id}")]
 #[tracing::instrument(skip_all, fields(user_id = %access.auth().user_id, item_id = %id))]
 async fn delete_item(
     state: web::Data<AppState>,

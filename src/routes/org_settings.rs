@@ -36,7 +36,7 @@ async fn current_role(state: &AppState, user_id: &str, org_id: &str) -> AppResul
         (status = 403, body = ErrorBody),
     )
 )]
-#[get("/api/org/settings")]
+#[get("/org/settings")]
 #[tracing::instrument(skip_all, fields(org_id = %org.org_id))]
 async fn get_settings(state: web::Data<AppState>, org: OrgAuth) -> AppResult<web::Json<serde_json::Value>> {
     current_role(&state, &org.user_id, &org.org_id).await?;
@@ -57,7 +57,7 @@ async fn get_settings(state: web::Data<AppState>, org: OrgAuth) -> AppResult<web
         (status = 422, description = "Not a JSON object, or too large", body = ErrorBody),
     )
 )]
-#[put("/api/org/settings")]
+#[put("/org/settings")]
 #[tracing::instrument(skip_all, fields(org_id = %admin.org_id))]
 async fn put_settings(
     state: web::Data<AppState>,

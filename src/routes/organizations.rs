@@ -68,7 +68,7 @@ fn valid_slug(slug: &str) -> bool {
         (status = 422, body = ErrorBody),
     )
 )]
-#[post("/api/organizations")]
+#[post("/organizations")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn create_organization(
     state: web::Data<AppState>,

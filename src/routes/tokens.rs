@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         (status = 404, description = "No template with that name", body = ErrorBody),
     )
 )]
-#[post("/api/tokens/{template}")]
+#[post("/tokens/{template}")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, template = %template))]
 async fn template_token(
     state: web::Data<AppState>,

@@ -45,7 +45,7 @@ pub struct WebhookReceipt {
         (status = 503, description = "CLERK_WEBHOOK_SIGNING_SECRET is not set", body = ErrorBody),
     )
 )]
-#[post("/api/webhooks/clerk")]
+#[post("/webhooks/clerk")]
 #[tracing::instrument(skip_all)]
 async fn clerk_webhook(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> AppResult<HttpResponse> {
     let secret = state

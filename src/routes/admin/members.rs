@@ -37,7 +37,7 @@ pub const REMOVE_MEMBER_REVERIFY_MINUTES: i64 = 10;
         (status = 422, body = ErrorBody),
     )
 )]
-#[get("/api/admin/members")]
+#[get("/admin/members")]
 #[tracing::instrument(skip_all, fields(org_id = %admin.org_id))]
 async fn list_members(
     state: web::Data<AppState>,
@@ -82,7 +82,7 @@ pub struct UpdateMember {
         (status = 422, body = ErrorBody),
     )
 )]
-#[post("/api/admin/members")]
+#[post("/admin/members")]
 #[tracing::instrument(skip_all, fields(org_id = %admin.org_id))]
 async fn add_member(
     state: web::Data<AppState>,
@@ -123,7 +123,7 @@ async fn add_member(
         (status = 422, body = ErrorBody),
     )
 )]
-#[patch("/api/admin/members/{user_id}")]
+#[patch("/admin/members/{user_id}")]
 #[tracing::instrument(skip_all, fields(org_id = %admin.org_id, user_id = %user_id))]
 async fn update_member(
     state: web::Data<AppState>,
@@ -150,7 +150,7 @@ async fn update_member(
         (status = 409, description = "The last admin cannot be removed", body = ErrorBody),
     )
 )]
-#[delete("/api/admin/members/{user_id}")]
+#[delete("/admin/members/{user_id}")]
 #[tracing::instrument(skip_all, fields(org_id = %admin.org_id, user_id = %user_id))]
 async fn remove_member(
     state: web::Data<AppState>,

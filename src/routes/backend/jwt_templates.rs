@@ -177,7 +177,7 @@ async fn find(state: &AppState, id: &JwtTemplateId) -> AppResult<JwtTemplate> {
     params(PageQuery),
     responses((status = 200, body = Page<JwtTemplate>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[get("/backend/v1/jwt_templates")]
+#[get("/jwt_templates")]
 async fn list_templates(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -203,7 +203,7 @@ async fn list_templates(
         (status = 422, body = ErrorBody),
     )
 )]
-#[post("/backend/v1/jwt_templates")]
+#[post("/jwt_templates")]
 #[tracing::instrument(skip_all)]
 async fn create_template(
     state: web::Data<AppState>,
@@ -249,7 +249,7 @@ async fn create_template(
     params(("id" = String, Path)),
     responses((status = 200, body = JwtTemplate), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-#[get("/backend/v1/jwt_templates/{id}")]
+#[get("/jwt_templates/{id}")]
 async fn get_template(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -272,7 +272,7 @@ async fn get_template(
         (status = 422, body = ErrorBody),
     )
 )]
-#[patch("/backend/v1/jwt_templates/{id}")]
+#[patch("/jwt_templates/{id}")]
 #[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_template(
     state: web::Data<AppState>,
@@ -296,7 +296,7 @@ async fn update_template(
     params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-#[delete("/backend/v1/jwt_templates/{id}")]
+#[delete("/jwt_templates/{id}")]
 async fn delete_template(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -320,7 +320,7 @@ pub struct SessionTemplate {
     security(("secret_key" = [])),
     responses((status = 200, body = SessionTemplate), (status = 401, body = ErrorBody))
 )]
-#[get("/backend/v1/session_token_template")]
+#[get("/session_token_template")]
 async fn get_session_template(state: web::Data<AppState>, _key: BackendKey) -> AppResult<web::Json<SessionTemplate>> {
     let claims = jwt_templates::session_template(&state.db.pool).await?;
     Ok(web::Json(SessionTemplate { claims }))
@@ -335,7 +335,7 @@ async fn get_session_template(state: web::Data<AppState>, _key: BackendKey) -> A
     request_body = SessionTemplate,
     responses((status = 200, body = SessionTemplate), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[put("/backend/v1/session_token_template")]
+#[put("/session_token_template")]
 #[tracing::instrument(skip_all)]
 async fn put_session_template(
     state: web::Data<AppState>,

@@ -33,7 +33,7 @@ pub struct SessionsQuery {
     params(SessionsQuery),
     responses((status = 200, body = Page<Session>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[get("/backend/v1/sessions")]
+#[get("/sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -62,7 +62,7 @@ async fn list_sessions(
         (status = 404, body = ErrorBody),
     )
 )]
-#[post("/backend/v1/sessions/{sid}/revoke")]
+#[post("/sessions/{sid}/revoke")]
 #[tracing::instrument(skip_all, fields(sid = %sid))]
 async fn revoke_session(
     state: web::Data<AppState>,

@@ -32,7 +32,7 @@ fn not_found(id: &str) -> AppError {
     params(PageQuery),
     responses((status = 200, body = Page<User>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[get("/backend/v1/users")]
+#[get("/users")]
 async fn list_users(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -51,7 +51,7 @@ async fn list_users(
     params(("id" = String, Path)),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-#[get("/backend/v1/users/{id}")]
+#[get("/users/{id}")]
 async fn get_user(state: web::Data<AppState>, _key: BackendKey, id: web::Path<UserId>) -> AppResult<web::Json<User>> {
     let user = users::find_by_id(&state.db.pool, &id)
         .await?
@@ -77,7 +77,7 @@ pub struct UpdateUser {
     request_body = UpdateUser,
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[patch("/backend/v1/users/{id}")]
+#[patch("/users/{id}")]
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 async fn update_user(
     state: web::Data<AppState>,

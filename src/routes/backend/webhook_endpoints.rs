@@ -81,7 +81,7 @@ fn check_url(url: &str, production: bool) -> Result<(), String> {
     request_body = CreateEndpoint,
     responses((status = 201, body = CreatedEndpoint), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[post("/backend/v1/webhook_endpoints")]
+#[post("/webhook_endpoints")]
 #[tracing::instrument(skip_all)]
 async fn create_endpoint(
     state: web::Data<AppState>,
@@ -128,7 +128,7 @@ async fn create_endpoint(
     params(PageQuery),
     responses((status = 200, body = Page<WebhookEndpoint>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[get("/backend/v1/webhook_endpoints")]
+#[get("/webhook_endpoints")]
 async fn list_endpoints(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -148,7 +148,7 @@ async fn list_endpoints(
     params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-#[delete("/backend/v1/webhook_endpoints/{id}")]
+#[delete("/webhook_endpoints/{id}")]
 async fn delete_endpoint(
     state: web::Data<AppState>,
     _key: BackendKey,
@@ -168,7 +168,7 @@ async fn delete_endpoint(
     params(("id" = String, Path), PageQuery),
     responses((status = 200, body = Page<DeliveryAttempt>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-#[get("/backend/v1/webhook_endpoints/{id}/attempts")]
+#[get("/webhook_endpoints/{id}/attempts")]
 async fn list_attempts(
     state: web::Data<AppState>,
     _key: BackendKey,

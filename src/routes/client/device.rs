@@ -57,7 +57,7 @@ async fn client_response(state: &AppState, client: Client) -> AppResult<ClientRe
     security(("client_cookie" = [])),
     responses((status = 200, body = ClientResponse), (status = 401, body = ErrorBody))
 )]
-#[get("/v1/client")]
+#[get("/client")]
 #[tracing::instrument(skip_all)]
 pub async fn get_client(state: web::Data<AppState>, cookie: ClientCookie) -> AppResult<web::Json<ClientResponse>> {
     let client = current_client(&state, &cookie).await?;
@@ -76,7 +76,7 @@ pub async fn get_client(state: web::Data<AppState>, cookie: ClientCookie) -> App
         (status = 404, description = "No such session on this device", body = ErrorBody),
     )
 )]
-#[post("/v1/client/sessions/{sid}/tokens")]
+#[post("/client/sessions/{sid}/tokens")]
 #[tracing::instrument(skip_all, fields(sid = %sid))]
 pub async fn refresh_token(
     state: web::Data<AppState>,
@@ -105,7 +105,7 @@ pub async fn refresh_token(
         (status = 404, body = ErrorBody),
     )
 )]
-#[post("/v1/client/sessions/{sid}/end")]
+#[post("/client/sessions/{sid}/end")]
 #[tracing::instrument(skip_all, fields(sid = %sid))]
 pub async fn end_session(
     state: web::Data<AppState>,
@@ -136,7 +136,7 @@ pub async fn end_session(
         (status = 403, body = ErrorBody),
     )
 )]
-#[delete("/v1/client/sessions")]
+#[delete("/client/sessions")]
 #[tracing::instrument(skip_all)]
 pub async fn end_all_sessions(
     state: web::Data<AppState>,
@@ -197,7 +197,7 @@ pub struct TouchRequest {
         (status = 404, body = ErrorBody),
     )
 )]
-#[post("/v1/client/sessions/{sid}/touch")]
+#[post("/client/sessions/{sid}/touch")]
 #[tracing::instrument(skip_all, fields(sid = %sid))]
 pub async fn touch_session(
     state: web::Data<AppState>,
@@ -253,7 +253,7 @@ pub struct VerifyRequest {
         (status = 429, description = "Too many failed attempts", body = ErrorBody),
     )
 )]
-#[post("/v1/client/sessions/{sid}/verify")]
+#[post("/client/sessions/{sid}/verify")]
 #[tracing::instrument(skip_all, fields(sid = %sid))]
 pub async fn verify_session(
     state: web::Data<AppState>,
@@ -303,7 +303,7 @@ pub async fn verify_session(
         (status = 404, description = "No such session on this device, or no such template", body = ErrorBody),
     )
 )]
-#[post("/v1/client/sessions/{sid}/tokens/{template}")]
+#[post("/client/sessions/{sid}/tokens/{template}")]
 #[tracing::instrument(skip_all, fields(sid = %path.0, template = %path.1))]
 pub async fn template_token(
     state: web::Data<AppState>,

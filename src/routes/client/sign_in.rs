@@ -52,7 +52,7 @@ pub struct SignInRequest {
         (status = 422, description = "Invalid fields, or the email is taken (`fields.email`)", body = ErrorBody),
     )
 )]
-#[post("/v1/sign-up")]
+#[post("/sign-up")]
 #[tracing::instrument(skip_all)]
 pub async fn sign_up(
     state: web::Data<AppState>,
@@ -106,7 +106,7 @@ pub async fn sign_up(
         (status = 429, description = "Too many failed attempts", body = ErrorBody),
     )
 )]
-#[post("/v1/sign-in")]
+#[post("/sign-in")]
 #[tracing::instrument(skip_all)]
 pub async fn sign_in(
     state: web::Data<AppState>,

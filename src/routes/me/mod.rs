@@ -3,7 +3,8 @@
 
 mod sessions;
 
-use actix_web::{get, web};
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -27,9 +28,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     security(("session_token" = [])),
     responses((status = 200, body = AuthObject), (status = 401, body = ErrorBody))
 )]
-#[get("/api/me")]
-async fn me(auth: Auth) -> web::Json<AuthObject> {
-    web::Json(AuthObject::clone(&auth))
+#[get("/me")]
+async fn me(auth: Auth) -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::json()).body(auth.json())
 }
 
 /// The stored user.
@@ -38,7 +39,7 @@ async fn me(auth: Auth) -> web::Json<AuthObject> {
     security(("session_token" = [])),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-#[get("/api/me/profile")]
+#[get("/me/profile")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn profile(state: web::Data<AppState>, auth: Auth) -> AppResult<web::Json<User>> {
     let user = users::find_by_id(&state.db.pool, &auth.user_id)
@@ -72,7 +73,7 @@ pub struct MyOrganizations {
     security(("session_token" = [])),
     responses((status = 200, body = MyOrganizations), (status = 401, body = ErrorBody))
 )]
-#[get("/api/me/organizations")]
+#[get("/me/organizations")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn my_organizations(state: web::Data<AppState>, auth: Auth) -> AppResult<web::Json<MyOrganizations>> {
     let rows = memberships::list_for_user(&state.db.pool, &auth.user_id).await?;

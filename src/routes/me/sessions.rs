@@ -35,7 +35,7 @@ pub struct AccountSession {
     params(PageQuery),
     responses((status = 200, body = Page<AccountSession>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
-#[get("/api/me/sessions")]
+#[get("/me/sessions")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn list_sessions(
     state: web::Data<AppState>,
@@ -70,7 +70,7 @@ async fn list_sessions(
         (status = 404, body = ErrorBody),
     )
 )]
-#[post("/api/me/sessions/{sid}/revoke")]
+#[post("/me/sessions/{sid}/revoke")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id, sid = %sid))]
 async fn revoke_session(
     state: web::Data<AppState>,
@@ -111,7 +111,7 @@ pub struct RevokedCount {
         (status = 422, body = ErrorBody),
     )
 )]
-#[post("/api/me/sessions/revoke-all")]
+#[post("/me/sessions/revoke-all")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn revoke_all_sessions(
     state: web::Data<AppState>,
