@@ -15,7 +15,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::context::{AuthObject, AuthState, Check};
 use super::permissions::{ADMIN_ROLE, DATA_DELETE, DATA_READ, DATA_WRITE};
-use crate::db::items::Scope;
+use crate::db::items::{self, Item, Scope};
+use crate::db::pagination::PageRequest;
 use crate::db::{Db, memberships};
 use crate::error::AppError;
 
@@ -140,13 +141,22 @@ impl<P: Permission> Deref for RequirePermission<P> {
 impl<P: Permission> RequirePermission<P> {
     async fn check(org: OrgAuth, db: &Db) -> Result<Self, AppError> {
         let membership = memberships::org_context(&db.pool, &org.user_id, &org.org_id).await?;
-        match membership {
-            Some(m) if m.role == ADMIN_ROLE || m.permissions.iter().any(|p| p == P::NAME) => Ok(Self(org, PhantomData)),
-            Some(_) => Err(AppError::Forbidden(format!("this needs the permission {}", P::NAME))),
-            None => Err(AppError::Forbidden(
-                "you are not a member of the active organization".to_owned(),
-            )),
-        }
+        let membership = membership.map(|m| (m.role, m.permissions));
+        decide(membership.as_ref(), P::NAME)?;
+        Ok(Self(org, PhantomData))
+    }
+}
+
+/// The permission rule, in one place: a member holds `permission` when their role is
+/// `org:admin` or lists it. `membership`: the caller's role and its permissions, as the
+/// database has them now (`None`: not a member).
+pub fn decide(membership: Option<&(String, Vec<String>)>, permission: &str) -> Result<(), AppError> {
+    match membership {
+        Some((role, permissions)) if role == ADMIN_ROLE || permissions.iter().any(|p| p == permission) => Ok(()),
+        Some(_) => Err(AppError::Forbidden(format!("this needs the permission {permission}"))),
+        None => Err(AppError::Forbidden(
+            "you are not a member of the active organization".to_owned(),
+        )),
     }
 }
 
@@ -172,48 +182,62 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
 
 /// Where an org-data route acts: with no active organization, the caller's personal
 /// account (their own rows only; `has()` is false there, as in Clerk); with one, that
-/// organization, where the caller must hold `P` ([`RequirePermission`]).
-pub enum DataScope<P: Permission> {
-    Personal(Auth),
-    Organization(RequirePermission<P>),
+/// organization, where the caller must hold `P` as the membership is *now*. The check
+/// is made when the handler asks for the scope ([`Self::scope`]), or inside the same
+/// database round trip as a page of items ([`Self::list_items`]); there is no other
+/// way to reach the rows.
+pub struct DataScope<P: Permission> {
+    auth: Auth,
+    db: Db,
+    permission: PhantomData<P>,
 }
 
 impl<P: Permission> DataScope<P> {
     pub fn auth(&self) -> &Auth {
-        match self {
-            Self::Personal(auth) => auth,
-            Self::Organization(org) => &org.auth,
+        &self.auth
+    }
+
+    /// The rows this request may touch, after checking `P` (one read in an organization).
+    pub async fn scope(&self) -> Result<Scope, AppError> {
+        match &self.auth.org_id {
+            None => Ok(Scope::Personal {
+                owner_id: self.auth.user_id.clone(),
+            }),
+            Some(org_id) => {
+                let org = OrgAuth {
+                    auth: self.auth.clone(),
+                    org_id: org_id.clone(),
+                };
+                RequirePermission::<P>::check(org, &self.db).await?;
+                Ok(Scope::Organization(org_id.clone()))
+            }
         }
     }
 
-    /// The rows this request may touch.
-    pub fn scope(&self) -> Scope {
-        match self {
-            Self::Personal(auth) => Scope::Personal {
-                owner_id: auth.user_id.clone(),
-            },
-            Self::Organization(org) => Scope::Organization(org.org_id.clone()),
-        }
+    /// A page of the scope's items, newest first. In an organization the membership is
+    /// checked in the same round trip as the page is read.
+    pub async fn list_items(&self, page: &PageRequest) -> Result<Vec<Item>, AppError> {
+        let Some(org_id) = &self.auth.org_id else {
+            return Ok(items::list(&self.db.pool, &self.scope().await?, page).await?);
+        };
+        let member = items::list_for_member(&self.db.pool, org_id, &self.auth.user_id, page).await?;
+        let membership = member.as_ref().map(|m| (m.role.clone(), m.permissions.clone()));
+        decide(membership.as_ref(), P::NAME)?;
+        Ok(member.map(|m| m.items).unwrap_or_default())
     }
 }
 
 impl<P: Permission + 'static> FromRequest for DataScope<P> {
     type Error = AppError;
-    type Future = LocalBoxFuture<Result<Self, AppError>>;
+    type Future = Ready<Result<Self, AppError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parts = Auth::from_http(req).and_then(|auth| match auth.org_id.clone() {
-            None => Ok((auth, None)),
-            Some(org_id) => Ok((auth, Some((org_id, database(req)?)))),
-        });
-        Box::pin(async move {
-            match parts? {
-                (auth, None) => Ok(Self::Personal(auth)),
-                (auth, Some((org_id, db))) => {
-                    let org = OrgAuth { auth, org_id };
-                    Ok(Self::Organization(RequirePermission::check(org, &db).await?))
-                }
-            }
-        })
+        ready(Auth::from_http(req).and_then(|auth| {
+            Ok(Self {
+                auth,
+                db: database(req)?,
+                permission: PhantomData,
+            })
+        }))
     }
 }
 

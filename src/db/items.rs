@@ -133,6 +133,67 @@ pub async fn find<'e>(ex: impl Exec<'e>, scope: &Scope, id: &str) -> Result<Opti
     row.as_ref().map(Item::from_row).transpose()
 }
 
+/// A member's role and its permissions, read beside a page of their organization's items.
+#[derive(Debug, Clone)]
+pub struct MemberPage {
+    pub role: String,
+    pub permissions: Vec<String>,
+    pub items: Vec<Item>,
+}
+
+/// One page of an organization's items together with the caller's membership, in one
+/// round trip: `None` when the caller is not a member (and then no item is read). The
+/// caller decides whether the role grants reading; the page is only read for members.
+#[tracing::instrument(skip(ex))]
+pub async fn list_for_member<'e>(
+    ex: impl Exec<'e>,
+    organization_id: &str,
+    user_id: &str,
+    page: &PageRequest,
+) -> Result<Option<MemberPage>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT 'm' AS kind, m.role AS role, r.permissions AS permissions,
+                CAST(NULL AS TEXT) AS id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS owner_id,
+                CAST(NULL AS TEXT) AS name, CAST(NULL AS TEXT) AS data, CAST(NULL AS BIGINT) AS version,
+                CAST(NULL AS BIGINT) AS created_at, CAST(NULL AS BIGINT) AS updated_at
+         FROM memberships m JOIN roles r ON r.id = m.role
+         WHERE m.organization_id = $1 AND m.user_id = $2
+         UNION ALL
+         SELECT 'i', NULL, NULL, page.* FROM (
+             SELECT id, organization_id, owner_id, name, data, version, created_at, updated_at FROM items
+             WHERE organization_id = $1 AND (created_at, id) < ($3, $4)
+               AND EXISTS (SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2)
+             ORDER BY created_at DESC, id DESC LIMIT $5
+         ) AS page",
+    )
+    .bind(organization_id)
+    .bind(user_id)
+    .bind(page.before.0)
+    .bind(&page.before.1)
+    .bind(page.limit + 1)
+    .fetch_all(ex)
+    .await?;
+    let mut member = None;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<&str, _>("kind")? == "m" {
+            member = Some((
+                row.try_get::<String, _>("role")?,
+                super::roles::parse_permissions(row.try_get("permissions")?),
+            ));
+        } else {
+            items.push(Item::from_row(row)?);
+        }
+    }
+    // UNION ALL promises no order between or within its branches' rows.
+    items.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    Ok(member.map(|(role, permissions)| MemberPage {
+        role,
+        permissions,
+        items,
+    }))
+}
+
 /// One page of the scope's items, newest first (each scope has an index serving it).
 #[tracing::instrument(skip(ex))]
 pub async fn list<'e>(ex: impl Exec<'e>, scope: &Scope, page: &PageRequest) -> Result<Vec<Item>, sqlx::Error> {

@@ -92,13 +92,9 @@ fn if_match(req: &HttpRequest) -> AppResult<Option<i64>> {
 )]
 #[get("/items")]
 #[tracing::instrument(skip_all, fields(user_id = %scope.auth().user_id))]
-async fn list_items(
-    state: web::Data<AppState>,
-    scope: DataScope<DataRead>,
-    query: web::Query<PageQuery>,
-) -> AppResult<web::Json<Page<Item>>> {
+async fn list_items(scope: DataScope<DataRead>, query: web::Query<PageQuery>) -> AppResult<web::Json<Page<Item>>> {
     let page = query.parse()?;
-    let rows = items::list(&state.db.pool, &scope.scope(), &page).await?;
+    let rows = scope.list_items(&page).await?;
     Ok(web::Json(Page::from_rows(rows, page.limit, |i| {
         (i.created_at, i.id.as_str())
     })))
@@ -153,7 +149,7 @@ async fn create_item(
     }
     let key = idempotency::key_from(req.headers())?;
     let name = body.name.trim();
-    let scope = access.scope();
+    let scope = access.scope().await?;
     let user_id = &access.auth().user_id;
     let request_hash =
         idempotency::request_hash(&serde_json::json!({"scope": scope.organization_id(), "name": name, "data": data}));
@@ -221,7 +217,7 @@ async fn get_item(
     scope: DataScope<DataRead>,
     id: web::Path<ItemId>,
 ) -> AppResult<HttpResponse> {
-    let item = items::find(&state.db.pool, &scope.scope(), &id)
+    let item = items::find(&state.db.pool, &scope.scope().await?, &id)
         .await?
         .ok_or_else(not_found)?;
     Ok(item_response(StatusCode::OK, &item))
@@ -262,7 +258,7 @@ async fn update_item(
     id: web::Path<ItemId>,
     body: web::Json<UpdateItem>,
 ) -> AppResult<HttpResponse> {
-    let scope = access.scope();
+    let scope = access.scope().await?;
     let body = body.into_inner();
     let mut fields = FieldErrors::new();
     if let Some(name) = &body.name {
@@ -320,11 +316,10 @@ async fn delete_item(
     access: DataScope<DataDelete>,
     id: web::Path<ItemId>,
 ) -> AppResult<HttpResponse> {
+    let scope = access.scope().await?;
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
-    let item = items::delete(&mut *tx, &access.scope(), &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let item = items::delete(&mut *tx, &scope, &id).await?.ok_or_else(not_found)?;
     let data = serde_json::json!({"id": item.id, "organization_id": item.organization_id, "owner_id": item.owner_id, "deleted": true});
     events::record(
         &mut tx,
