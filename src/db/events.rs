@@ -31,8 +31,13 @@ pub const ALL_TYPES: &[&str] = &[
     ITEM_DELETED,
 ];
 
+/// The NOTIFY channel that wakes the outbox workers (PostgreSQL): sent in the event's
+/// transaction, so it arrives when the event is committed.
+pub const OUTBOX_CHANNEL: &str = "gatehouse_outbox";
+
 /// Records an event and, in the same transaction, one pending delivery per endpoint
-/// subscribed to its type.
+/// subscribed to its type; on PostgreSQL, when there is a delivery, a `NOTIFY` that
+/// wakes the outbox workers as the transaction commits.
 #[tracing::instrument(skip(conn, data))]
 pub async fn record(
     conn: &mut sqlx::AnyConnection,
@@ -54,6 +59,12 @@ pub async fn record(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    super::webhooks::fan_out(&mut *conn, &id, event_type, now).await?;
+    let deliveries = super::webhooks::fan_out(&mut *conn, &id, event_type, now).await?;
+    if deliveries > 0 && conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(OUTBOX_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(id)
 }

@@ -23,6 +23,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
+/// Connections idle longer than this are checked before they are handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 /// Which SQL dialect `DATABASE_URL` points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -77,6 +80,19 @@ impl Db {
             })
             // While the database is away a request waits this long, then answers 503.
             .acquire_timeout(Duration::from_secs(3))
+            // sqlx pings every connection it hands out by default: a round trip before
+            // every query. Only connections idle for a while are checked; one that died
+            // meanwhile fails its query (503) and is discarded when it is given back
+            // (sqlx pings on release, off the request path).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {

@@ -99,9 +99,9 @@ pub async fn delete_endpoint<'e>(ex: impl Exec<'e>, id: &str) -> Result<bool, sq
 }
 
 /// One pending delivery per endpoint subscribed to the event's type, in the event's
-/// own transaction (the transactional outbox).
-pub async fn fan_out<'e>(ex: impl Exec<'e>, event_id: &str, event_type: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// own transaction (the transactional outbox); returns how many.
+pub async fn fan_out<'e>(ex: impl Exec<'e>, event_id: &str, event_type: &str, now: i64) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
         "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_at, locked_until, created_at, updated_at)
          SELECT $1 || ':' || e.id, $1, e.id, 'pending', 0, $3, 0, $3, $3 FROM webhook_endpoints e
          WHERE e.events = '' OR (',' || e.events || ',') LIKE ('%,' || $2 || ',%')",
@@ -111,7 +111,7 @@ pub async fn fan_out<'e>(ex: impl Exec<'e>, event_id: &str, event_type: &str, no
     .bind(now)
     .execute(ex)
     .await?;
-    Ok(())
+    Ok(result.rows_affected())
 }
 
 /// Whether any delivery is due: a cheap read, so an idle worker never takes a write lock.
@@ -228,7 +228,10 @@ pub struct AttemptOutcome<'a> {
     pub retry_at: Option<Option<i64>>,
 }
 
-/// Records an attempt and settles the delivery and the endpoint's health in one transaction.
+/// Records an attempt and settles the delivery and the endpoint's health atomically:
+/// on PostgreSQL in one statement (one round trip), on SQLite in one transaction. The
+/// endpoint row is only written when its health changes (a failure, or the first
+/// success after failures), so concurrent deliveries to one endpoint do not queue on it.
 pub async fn settle(
     db: &Db,
     claimed: &Claimed,
@@ -236,12 +239,50 @@ pub async fn settle(
     failing_after: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let attempt_id = crate::ids::new_id(crate::ids::IdKind::Message).replace("msg_", "att_");
+    let (status, next) = match outcome.retry_at {
+        None => ("delivered", now),
+        Some(Some(at)) => ("pending", at),
+        Some(None) => ("failed", now),
+    };
+    let delivered = i64::from(outcome.retry_at.is_none());
+    if db.dialect == Dialect::Postgres {
+        sqlx::query(
+            "WITH attempt AS (
+                 INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, event_id, attempt, status_code, error, duration_ms, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ), delivery AS (
+                 UPDATE webhook_deliveries SET status = $10, next_attempt_at = $11, locked_until = 0, updated_at = $9 WHERE id = $2
+             )
+             UPDATE webhook_endpoints SET
+                 consecutive_failures = CASE WHEN $12 = 1 THEN 0 ELSE consecutive_failures + 1 END,
+                 status = CASE WHEN $12 = 1 THEN 'active' WHEN consecutive_failures + 1 >= $13 THEN 'failing' ELSE status END,
+                 updated_at = $9
+             WHERE id = $3 AND ($12 = 0 OR consecutive_failures <> 0 OR status <> 'active')",
+        )
+        .bind(&attempt_id)
+        .bind(&claimed.delivery_id)
+        .bind(&claimed.endpoint_id)
+        .bind(&claimed.event_id)
+        .bind(claimed.attempt)
+        .bind(outcome.status_code)
+        .bind(outcome.error)
+        .bind(outcome.duration_ms)
+        .bind(now)
+        .bind(status)
+        .bind(next)
+        .bind(delivered)
+        .bind(failing_after)
+        .execute(&db.pool)
+        .await?;
+        return Ok(());
+    }
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, event_id, attempt, status_code, error, duration_ms, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(crate::ids::new_id(crate::ids::IdKind::Message).replace("msg_", "att_"))
+    .bind(&attempt_id)
     .bind(&claimed.delivery_id)
     .bind(&claimed.endpoint_id)
     .bind(&claimed.event_id)
@@ -252,11 +293,6 @@ pub async fn settle(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let (status, next) = match outcome.retry_at {
-        None => ("delivered", now),
-        Some(Some(at)) => ("pending", at),
-        Some(None) => ("failed", now),
-    };
     sqlx::query("UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, locked_until = 0, updated_at = $3 WHERE id = $4")
         .bind(status)
         .bind(next)
@@ -264,26 +300,19 @@ pub async fn settle(
         .bind(&claimed.delivery_id)
         .execute(&mut *tx)
         .await?;
-    if outcome.retry_at.is_none() {
-        sqlx::query(
-            "UPDATE webhook_endpoints SET consecutive_failures = 0, status = 'active', updated_at = $1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(&claimed.endpoint_id)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
-                 status = CASE WHEN consecutive_failures + 1 >= $1 THEN 'failing' ELSE status END, updated_at = $2
-             WHERE id = $3",
-        )
-        .bind(failing_after)
-        .bind(now)
-        .bind(&claimed.endpoint_id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    sqlx::query(
+        "UPDATE webhook_endpoints SET
+             consecutive_failures = CASE WHEN $1 = 1 THEN 0 ELSE consecutive_failures + 1 END,
+             status = CASE WHEN $1 = 1 THEN 'active' WHEN consecutive_failures + 1 >= $2 THEN 'failing' ELSE status END,
+             updated_at = $3
+         WHERE id = $4 AND ($1 = 0 OR consecutive_failures <> 0 OR status <> 'active')",
+    )
+    .bind(delivered)
+    .bind(failing_after)
+    .bind(now)
+    .bind(&claimed.endpoint_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 

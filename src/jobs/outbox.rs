@@ -3,13 +3,18 @@
 //! exponential backoff and jitter, or given up after [`MAX_ATTEMPTS`]. Every instance
 //! runs one; they share the work through the claim query.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 
 use actix_web::web;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::db::webhooks::{self, AttemptOutcome, Claimed};
+use crate::db::{Dialect, events};
 use crate::state::AppState;
 use crate::webhooks::address::{PublicOnlyResolver, is_internal};
 use crate::webhooks::signature::WebhookSecret;
@@ -24,8 +29,12 @@ const BATCH: i64 = 32;
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between attempts.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
-/// How often a worker looks for due deliveries when it has found none (or is full).
-const POLL: Duration = Duration::from_millis(50);
+/// How often a worker looks for due deliveries when nothing woke it. On PostgreSQL a
+/// new event wakes every worker at once (`NOTIFY` in the event's transaction), so the
+/// poll only catches retries that come due; SQLite has no notifications across
+/// processes and polls more often.
+const POLL_POSTGRES: Duration = Duration::from_millis(1000);
+const POLL_SQLITE: Duration = Duration::from_millis(50);
 
 /// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped at an hour,
 /// times a random factor in [0.75, 1.25) so that retries from many deliveries spread out.
@@ -68,7 +77,15 @@ fn refused_literal(url: &str, production: bool) -> Option<String> {
 /// they free up, so one slow receiver does not hold back the others.
 pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
     let http = http_client(state.config.is_production());
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
+    let slots = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
+    let wake = Arc::new(Notify::new());
+    let (poll, _listener) = match state.db.dialect {
+        Dialect::Postgres => {
+            let listener = tokio::spawn(listen(state.config.database_url.clone(), wake.clone()));
+            (POLL_POSTGRES, Some(AbortOnDrop(listener)))
+        }
+        Dialect::Sqlite => (POLL_SQLITE, None),
+    };
     loop {
         if *shutdown.borrow() {
             break;
@@ -82,7 +99,8 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
         };
         if claimed.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = wake.notified() => {}
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -93,10 +111,12 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let (state, http) = (state.clone(), http.clone());
+            let (state, http, wake) = (state.clone(), http.clone(), wake.clone());
             tokio::spawn(async move {
                 deliver(state, http, delivery).await;
                 drop(permit);
+                // A free slot: look for more work now rather than at the next poll.
+                wake.notify_one();
             });
         }
     }
@@ -104,9 +124,49 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
     let _ = slots.acquire_many(BATCH as u32).await;
 }
 
-/// Claims up to `limit` due deliveries (after a cheap read that finds none, nothing is written).
+/// Aborts a task when dropped (the outbox listener stops with the worker).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Wakes the worker whenever an event with deliveries commits (on any instance),
+/// reconnecting when the connection drops (the poll covers the gap).
+async fn listen(url: String, wake: Arc<Notify>) {
+    loop {
+        match PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(events::OUTBOX_CHANNEL).await {
+                Ok(()) => loop {
+                    match listener.try_recv().await {
+                        Ok(Some(_)) => wake.notify_one(),
+                        // Reconnected: what was sent meanwhile may be lost; look now.
+                        Ok(None) => wake.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "LISTEN for the outbox failed; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "outbox listener cannot connect; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Claims up to `limit` due deliveries. On SQLite a cheap read first: when it finds
+/// none, nothing is written (an idle worker never takes the write lock); PostgreSQL's
+/// claim writes nothing when nothing is due.
 async fn claim(state: &AppState, now: i64, limit: i64) -> Vec<Claimed> {
-    match webhooks::any_due(&state.db, now).await {
+    let due = match state.db.dialect {
+        Dialect::Postgres => Ok(true),
+        Dialect::Sqlite => webhooks::any_due(&state.db, now).await,
+    };
+    match due {
         Ok(true) => webhooks::claim_due(&state.db, now, now + LEASE_MS, limit)
             .await
             .unwrap_or_else(|e| {
