@@ -21,7 +21,11 @@ fn main() {
     };
     let config = Config::from_env().expect("configuration");
     let keys = Arc::new(KeyRing::load(&config).expect("signing keys"));
-    let issuer = SessionTokenIssuer::new(keys, config.issuer.clone(), config.session_token_lifetime.as_secs() as i64);
+    let issuer = SessionTokenIssuer::new(
+        keys,
+        config.issuer.clone(),
+        config.session_token_lifetime.as_secs() as i64,
+    );
     let now = gatehouse::clock::now_ms();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for _ in 0..count {

@@ -19,7 +19,10 @@ struct Stats {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }
 
 async fn receive(stats: web::Data<Mutex<Stats>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {

@@ -12,7 +12,7 @@ use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, UnverifiedToken};
 /// Verified tokens kept at most: beyond it a new token is verified on each request
 /// (about 30 µs) until housekeeping sweeps out expired entries. Bounds memory whatever
 /// the number of live tokens.
-pub const MAX_CACHED_TOKENS: usize = 16_384;
+pub const MAX_CACHED_TOKENS: usize = 8_192;
 
 /// Verified tokens by the token itself: a token's signature is checked once, and later
 /// requests with it cost a hash and a comparison in a sharded map (no global lock).

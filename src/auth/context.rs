@@ -1,11 +1,10 @@
 //! The auth object: what the guard middleware knows about a request's session,
 //! Clerk's `auth()` with `has()`.
 
-use std::sync::OnceLock;
-
 use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::permissions::{self, ADMIN_ROLE};
@@ -68,9 +67,10 @@ pub struct AuthObject {
     pub org_slug: Option<String>,
     /// Decoded from the token's `fea`, `o.per` and `o.fpm`.
     pub org_permissions: Vec<String>,
+    // Kept as the JSON text it serializes to: a cached token's auth object stays small.
     /// Every claim of the session token.
     #[schema(value_type = Object)]
-    pub session_claims: serde_json::Value,
+    pub session_claims: Box<RawValue>,
     #[serde(skip)]
     pub issued_at: i64,
     #[serde(skip)]
@@ -81,9 +81,6 @@ pub struct AuthObject {
     /// The `x-user-id` response header, made once per token (a cached token reuses it).
     #[serde(skip)]
     pub user_id_header: Option<HeaderValue>,
-    /// This object as JSON (`GET /api/me`), serialized on first use.
-    #[serde(skip)]
-    json: OnceLock<Bytes>,
 }
 
 impl AuthObject {
@@ -109,20 +106,18 @@ impl AuthObject {
             org_role,
             org_slug,
             org_permissions,
-            session_claims: serde_json::to_value(claims).unwrap_or_default(),
+            session_claims: serde_json::value::to_raw_value(claims)
+                .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("{} is JSON")),
             issued_at: claims.iat,
             expires_at: claims.exp,
             factor_age_minutes: claims.fva.map(|fva| fva[0]).filter(|m| *m >= 0),
             user_id_header: HeaderValue::from_str(&claims.sub).ok(),
-            json: OnceLock::new(),
         }
     }
 
-    /// This object as JSON, serialized once (a token's auth object never changes).
+    /// This object as JSON (`GET /api/me`).
     pub fn json(&self) -> Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(self).unwrap_or_default()))
-            .clone()
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// Clerk's `has()`: false without an active organization; `org:admin` holds every
