@@ -96,7 +96,46 @@ pub struct Config {
     pub retention: Duration,
     /// HTTP worker threads (`WORKERS`; default: one per physical core).
     pub workers: Option<usize>,
+    pub email: EmailConfig,
 }
+
+/// Whether a new account must confirm its email address before it can sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailVerification {
+    /// Sign-up signs in at once and emails a code.
+    Optional,
+    /// Sign-up creates a pending sign-up and emails a code; no user until it is confirmed.
+    Required,
+    /// No email at sign-up (a code can still be asked for).
+    Off,
+}
+
+impl EmailVerification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Optional => "optional",
+            Self::Required => "required",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Email delivery and the account flows that send email.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// `smtp://[user:pass@]host:port` (STARTTLS when offered) or `smtps://…`; `None`:
+    /// emails are written to the log (development).
+    pub smtp_url: Option<String>,
+    /// The `From:` mailbox.
+    pub from: String,
+    /// The base of links in emails (`PUBLIC_URL`, default `http://HOST:PORT`).
+    pub public_url: String,
+    pub verification: EmailVerification,
+    /// First retry delay of a failed send (doubles per attempt, with jitter).
+    pub retry_base: Duration,
+}
+
+pub const DEFAULT_EMAIL_FROM: &str = "Gatehouse <no-reply@localhost>";
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gatehouse.db";
 
@@ -177,6 +216,42 @@ impl Config {
             problems.push("RETENTION_DAYS: must be at least 1".to_owned());
         }
         let workers = var("WORKERS").map(|_| parse_or(&var, "WORKERS", 1usize, &mut problems));
+        let smtp_url = var("SMTP_URL");
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            problems.push("SMTP_URL: must start with `smtp://` or `smtps://`".to_owned());
+        }
+        let from = var("EMAIL_FROM").unwrap_or_else(|| DEFAULT_EMAIL_FROM.to_owned());
+        if !from.contains('@') {
+            problems.push(format!(
+                "EMAIL_FROM: `{from}` is not a mailbox like `Acme <no-reply@acme.com>`"
+            ));
+        }
+        let public_url = var("PUBLIC_URL")
+            .map(|v| v.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{host}:{port}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            problems.push("PUBLIC_URL: must be an http(s) URL".to_owned());
+        }
+        let verification = match var("EMAIL_VERIFICATION").as_deref().map(str::trim) {
+            None | Some("optional") => EmailVerification::Optional,
+            Some("required") => EmailVerification::Required,
+            Some("off") => EmailVerification::Off,
+            Some(other) => {
+                problems.push(format!(
+                    "EMAIL_VERIFICATION: `{other}` is not `optional`, `required` or `off`"
+                ));
+                EmailVerification::Optional
+            }
+        };
+        let email = EmailConfig {
+            smtp_url,
+            from,
+            public_url,
+            verification,
+            retry_base: Duration::from_millis(parse_or(&var, "EMAIL_RETRY_BASE_MS", 5000u64, &mut problems)),
+        };
         if workers == Some(0) {
             problems.push("WORKERS: must be at least 1".to_owned());
         }
@@ -244,6 +319,7 @@ impl Config {
             webhook_retry_base,
             retention: Duration::from_secs(retention_days * 86_400),
             workers,
+            email,
         })
     }
 

@@ -18,6 +18,15 @@ pub enum IdKind {
     JwtTemplate,
     Message,
     WebhookEndpoint,
+    Code,
+    SignUp,
+    Email,
+    SignIn,
+    Invitation,
+    ApiKey,
+    ActorToken,
+    Audit,
+    Identity,
 }
 
 impl IdKind {
@@ -32,6 +41,15 @@ impl IdKind {
             Self::JwtTemplate => "jtmpl",
             Self::Message => "msg",
             Self::WebhookEndpoint => "whep",
+            Self::Code => "code",
+            Self::SignUp => "signup",
+            Self::Email => "eml",
+            Self::SignIn => "signin",
+            Self::Invitation => "orginv",
+            Self::ApiKey => "ak",
+            Self::ActorToken => "act",
+            Self::Audit => "audit",
+            Self::Identity => "idn",
         }
     }
 }
@@ -130,6 +148,12 @@ typed_ids! {
     ItemId => IdKind::Item,
     JwtTemplateId => IdKind::JwtTemplate,
     WebhookEndpointId => IdKind::WebhookEndpoint,
+    SignUpId => IdKind::SignUp,
+    SignInId => IdKind::SignIn,
+    InvitationId => IdKind::Invitation,
+    ApiKeyId => IdKind::ApiKey,
+    ActorTokenId => IdKind::ActorToken,
+    IdentityId => IdKind::Identity,
 }
 
 #[cfg(test)]

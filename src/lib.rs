@@ -47,6 +47,7 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod mail;
 pub mod openapi;
 pub mod routes;
 pub mod services;

@@ -86,7 +86,11 @@ fn start_background_jobs(state: &web::Data<AppState>) {
     let worker_state = state.clone();
     state
         .background
-        .spawn_outbox(move |shutdown| jobs::outbox::run(worker_state, shutdown));
+        .spawn_graceful(move |shutdown| jobs::outbox::run(worker_state, shutdown));
+    let (worker_state, mailer) = (state.clone(), state.mailer.clone());
+    state
+        .background
+        .spawn_graceful(move |shutdown| jobs::mailer::run(worker_state, mailer, shutdown));
     if state.db.dialect == Dialect::Postgres {
         state.background.spawn(revocation::listen(
             state.revocations.clone(),

@@ -11,6 +11,7 @@ use redis::aio::ConnectionManager;
 
 use crate::auth::authenticator::Authenticator;
 use crate::auth::clerk::{ClerkKeyError, ClerkVerifier};
+use crate::auth::codes::Codes;
 use crate::auth::guard::Guard;
 use crate::auth::keys::{KeyError, KeyRing, write_private};
 use crate::auth::minting::TokenMinter;
@@ -22,6 +23,7 @@ use crate::auth::throttle::SignInThrottle;
 use crate::auth::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier};
 use crate::config::Config;
 use crate::db::Db;
+use crate::mail::transport::{Mailer, MailerError};
 use crate::telemetry::Metrics;
 
 /// Everything a handler may need, shared by all workers.
@@ -38,6 +40,10 @@ pub struct AppState {
     pub throttle: SignInThrottle,
     pub metrics: Arc<Metrics>,
     pub secret_key: Arc<SecretKey>,
+    /// One-time codes and tokens (keyed hashes).
+    pub codes: Codes,
+    /// Sends the email outbox (SMTP, or the log in development).
+    pub mailer: Arc<Mailer>,
     pub background: Background,
 }
 
@@ -53,6 +59,8 @@ pub enum StateError {
     Clerk(#[from] ClerkKeyError),
     #[error(transparent)]
     Redis(#[from] RedisUnavailable),
+    #[error(transparent)]
+    Mail(#[from] MailerError),
 }
 
 impl AppState {
@@ -111,7 +119,10 @@ impl AppState {
             tokens: tokens.clone(),
             db: db.clone(),
         });
+        let mailer = Arc::new(Mailer::from_config(&config.email)?);
         Ok(Self {
+            codes: Codes::new(&secret_key),
+            mailer,
             config,
             db,
             keys,
@@ -156,13 +167,13 @@ impl AppState {
 }
 
 /// The background tasks of this instance (housekeeping, the revocation listener, the
-/// outbox worker), stopped with the server.
+/// outbox and mail workers), stopped with the server.
 #[derive(Default)]
 pub struct Background {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-    /// Tells the outbox worker to finish its batch and stop.
-    outbox_shutdown: tokio::sync::watch::Sender<bool>,
-    outbox: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tells the workers that finish what they hold (outbox, mail) to stop.
+    shutdown: tokio::sync::watch::Sender<bool>,
+    graceful: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Background {
@@ -171,28 +182,27 @@ impl Background {
         self.tasks.lock().expect("background lock").push(handle);
     }
 
-    /// Starts the outbox worker, which is told (not aborted) to stop.
-    pub fn spawn_outbox<F, Fut>(&self, worker: F)
+    /// Starts a worker that is told (not aborted) to stop, and finishes its work in
+    /// flight first.
+    pub fn spawn_graceful<F, Fut>(&self, worker: F)
     where
         F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let handle = tokio::spawn(worker(self.outbox_shutdown.subscribe()));
+        let handle = tokio::spawn(worker(self.shutdown.subscribe()));
         self.tasks.lock().expect("background lock").push(handle.abort_handle());
-        *self.outbox.lock().expect("outbox lock") = Some(handle);
+        self.graceful.lock().expect("background lock").push(handle);
     }
 
     async fn shut_down(&self) {
-        let _ = self.outbox_shutdown.send(true);
-        let task = self.outbox.lock().expect("outbox lock").take();
-        if let Some(task) = task
-            && tokio::time::timeout(std::time::Duration::from_secs(30), task)
-                .await
-                .is_err()
+        let _ = self.shutdown.send(true);
+        let workers: Vec<_> = self.graceful.lock().expect("background lock").drain(..).collect();
+        let all = futures_util::future::join_all(workers);
+        if tokio::time::timeout(std::time::Duration::from_secs(30), all)
+            .await
+            .is_err()
         {
-            tracing::warn!(
-                "webhook deliveries still in flight after 30 s; their leases will expire and they will be retried"
-            );
+            tracing::warn!("deliveries still in flight after 30 s; their leases will expire and they will be retried");
         }
         self.stop();
     }

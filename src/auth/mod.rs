@@ -6,6 +6,7 @@
 pub mod authenticator;
 pub mod clerk;
 pub mod client_session;
+pub mod codes;
 pub mod context;
 pub mod cookies;
 pub mod extractors;

@@ -21,6 +21,13 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/v1/sign-up(.*)",
     // The client API checks its own `__client` cookie.
     "/v1/client(.*)",
+    "/v1/password-reset(.*)",
+    "/v1/invitations(.*)",
+    "/v1/oauth(.*)",
+    "/v1/tickets(.*)",
+    "/v1/environment",
+    "/reset-password",
+    "/accept-invitation",
     "/api/webhooks(.*)",
     "/api/public(.*)",
 ];

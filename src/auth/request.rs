@@ -47,16 +47,72 @@ impl ClientContext {
         if cross_site && origin.is_none() {
             return Err(AppError::Forbidden("cross-site request refused".to_owned()));
         }
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
         Ok(Self {
             ip: client_ip(req, config.trust_proxy_headers),
-            user_agent,
+            user_agent: user_agent(req),
             origin,
         })
+    }
+}
+
+/// The caller of a top-level navigation that signs the browser in (an emailed link, an
+/// OAuth callback, an impersonation ticket): such a request comes from another site by
+/// design (a mail client, an identity provider), so it carries no same-origin proof;
+/// what authorizes it is the single-use secret in its URL.
+#[derive(Debug, Clone)]
+pub struct NavigationContext(pub ClientContext);
+
+impl FromRequest for NavigationContext {
+    type Error = AppError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(
+            req.app_data::<web::Data<Config>>()
+                .ok_or(AppError::Misconfigured(
+                    "the client API needs `web::Data<Config>` registered as app data",
+                ))
+                .map(|config| {
+                    Self(ClientContext {
+                        ip: client_ip(req, config.trust_proxy_headers),
+                        user_agent: user_agent(req),
+                        origin: None,
+                    })
+                }),
+        )
+    }
+}
+
+fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect())
+}
+
+/// Where a browser goes after signing in: `redirect_url` when it is a path on this
+/// site (or an absolute URL of this site or an allowed origin), else `/account`.
+pub fn same_origin_redirect(req: &HttpRequest, config: &Config, redirect_url: Option<&str>) -> String {
+    const DEFAULT: &str = "/account";
+    let Some(raw) = redirect_url
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && !r.chars().any(char::is_control))
+    else {
+        return DEFAULT.to_owned();
+    };
+    if raw.starts_with('/') && !raw.starts_with("//") && !raw.starts_with("/\\") {
+        return raw.to_owned();
+    }
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return DEFAULT.to_owned();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let origin = format!("{scheme}://{host}");
+    let public = config.email.public_url.trim_end_matches('/');
+    if origin == public || config.is_origin_allowed(&origin) || is_trusted_origin(req, config, &origin) {
+        raw.to_owned()
+    } else {
+        DEFAULT.to_owned()
     }
 }
 

@@ -3,15 +3,27 @@
 
 use crate::ids::{IdKind, new_id};
 
-/// Event types written today (the outgoing-webhooks worker delivers them).
+/// Event types (the outgoing-webhooks worker delivers them).
 pub const ITEM_CREATED: &str = "item.created";
 pub const ITEM_UPDATED: &str = "item.updated";
 pub const ITEM_DELETED: &str = "item.deleted";
 pub const USER_CREATED: &str = "user.created";
+pub const USER_UPDATED: &str = "user.updated";
+pub const USER_DELETED: &str = "user.deleted";
 pub const SESSION_CREATED: &str = "session.created";
 pub const SESSION_ENDED: &str = "session.ended";
 pub const SESSION_REVOKED: &str = "session.revoked";
 pub const ORGANIZATION_CREATED: &str = "organization.created";
+pub const ORGANIZATION_UPDATED: &str = "organization.updated";
+pub const ORGANIZATION_DELETED: &str = "organization.deleted";
+pub const INVITATION_CREATED: &str = "organizationInvitation.created";
+pub const INVITATION_ACCEPTED: &str = "organizationInvitation.accepted";
+pub const INVITATION_REVOKED: &str = "organizationInvitation.revoked";
+pub const ROLE_CREATED: &str = "role.created";
+pub const ROLE_UPDATED: &str = "role.updated";
+pub const ROLE_DELETED: &str = "role.deleted";
+pub const API_KEY_CREATED: &str = "apiKey.created";
+pub const API_KEY_REVOKED: &str = "apiKey.revoked";
 pub const MEMBERSHIP_CREATED: &str = "organizationMembership.created";
 pub const MEMBERSHIP_UPDATED: &str = "organizationMembership.updated";
 pub const MEMBERSHIP_DELETED: &str = "organizationMembership.deleted";
@@ -19,13 +31,25 @@ pub const MEMBERSHIP_DELETED: &str = "organizationMembership.deleted";
 /// Every type an endpoint can subscribe to.
 pub const ALL_TYPES: &[&str] = &[
     USER_CREATED,
+    USER_UPDATED,
+    USER_DELETED,
     SESSION_CREATED,
     SESSION_ENDED,
     SESSION_REVOKED,
     ORGANIZATION_CREATED,
+    ORGANIZATION_UPDATED,
+    ORGANIZATION_DELETED,
     MEMBERSHIP_CREATED,
     MEMBERSHIP_UPDATED,
     MEMBERSHIP_DELETED,
+    INVITATION_CREATED,
+    INVITATION_ACCEPTED,
+    INVITATION_REVOKED,
+    ROLE_CREATED,
+    ROLE_UPDATED,
+    ROLE_DELETED,
+    API_KEY_CREATED,
+    API_KEY_REVOKED,
     ITEM_CREATED,
     ITEM_UPDATED,
     ITEM_DELETED,

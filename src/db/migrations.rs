@@ -27,6 +27,7 @@ pub fn migrator() -> Migrator {
         4 => "0004_templates",
         5 => "0005_webhooks",
         6 => "0006_retention",
+        7 => "0007_email",
     ])
 }
 

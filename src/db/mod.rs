@@ -2,6 +2,8 @@
 //! (sqlx `Any`). Handlers never build SQL; every function here takes what scopes it.
 
 pub mod clients;
+pub mod codes;
+pub mod emails;
 pub mod events;
 pub mod idempotency;
 pub mod items;
@@ -14,6 +16,7 @@ pub mod pagination;
 pub mod retention;
 pub mod roles;
 pub mod sessions;
+pub mod sign_ups;
 pub mod sync;
 pub mod users;
 pub mod webhooks;

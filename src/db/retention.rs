@@ -38,6 +38,21 @@ pub const PURGES: &[Purge] = &[
                 SELECT id FROM sessions WHERE status IN ('ended', 'revoked', 'expired') AND updated_at < $1 LIMIT $2)",
     },
     Purge {
+        name: "emails",
+        sql: "DELETE FROM emails WHERE id IN (
+                SELECT id FROM emails WHERE status IN ('sent', 'failed') AND next_attempt_at < $1 LIMIT $2)",
+    },
+    Purge {
+        // Used or expired: a live code is never deleted.
+        name: "verification_codes",
+        sql: "DELETE FROM verification_codes WHERE id IN (
+                SELECT id FROM verification_codes WHERE expires_at < $1 LIMIT $2)",
+    },
+    Purge {
+        name: "sign_ups",
+        sql: "DELETE FROM sign_ups WHERE id IN (SELECT id FROM sign_ups WHERE expires_at < $1 LIMIT $2)",
+    },
+    Purge {
         name: "clients",
         sql: "DELETE FROM clients WHERE id IN (
                 SELECT c.id FROM clients c WHERE c.updated_at < $1

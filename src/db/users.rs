@@ -19,25 +19,43 @@ pub struct User {
     /// Free-form JSON object, readable in session tokens through templates.
     #[schema(value_type = Object)]
     pub public_metadata: serde_json::Value,
+    /// Free-form JSON object the user reads and writes (`PATCH /api/me/profile`).
+    #[schema(value_type = Object)]
+    pub unsafe_metadata: serde_json::Value,
+    pub email_verified: bool,
+    pub two_factor_enabled: bool,
+    pub banned: bool,
+    /// Whether the user can sign in with a password.
+    pub has_password: bool,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds.
     pub updated_at: i64,
     #[serde(skip)]
     pub password_hash: Option<String>,
+    /// Backend-only metadata: never in a user-facing response or a token.
+    #[serde(skip)]
+    pub private_metadata: serde_json::Value,
 }
 
 impl User {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let password_hash: Option<String> = row.try_get("password_hash")?;
         Ok(Self {
             id: row.try_get("id")?,
             email: row.try_get("email")?,
             first_name: row.try_get("first_name")?,
             last_name: row.try_get("last_name")?,
             public_metadata: json_column(row.try_get("public_metadata")?),
+            unsafe_metadata: json_column(row.try_get("unsafe_metadata")?),
+            email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+            two_factor_enabled: row.try_get::<i64, _>("two_factor_enabled")? != 0,
+            banned: row.try_get::<i64, _>("banned")? != 0,
+            has_password: password_hash.is_some(),
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
-            password_hash: row.try_get("password_hash")?,
+            password_hash,
+            private_metadata: json_column(row.try_get("private_metadata")?),
         })
     }
 }
@@ -52,11 +70,12 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
     pub first_name: Option<&'a str>,
     pub last_name: Option<&'a str>,
+    pub email_verified: bool,
 }
 
 macro_rules! columns {
     () => {
-        "id, email, first_name, last_name, public_metadata, created_at, updated_at, password_hash"
+        "id, email, first_name, last_name, public_metadata, unsafe_metadata, private_metadata, email_verified, two_factor_enabled, banned, created_at, updated_at, password_hash"
     };
 }
 
@@ -69,13 +88,19 @@ pub async fn insert<'e>(ex: impl Exec<'e>, new: NewUser<'_>, now: i64) -> Result
         first_name: new.first_name.map(str::to_owned),
         last_name: new.last_name.map(str::to_owned),
         public_metadata: serde_json::json!({}),
+        unsafe_metadata: serde_json::json!({}),
+        email_verified: new.email_verified,
+        two_factor_enabled: false,
+        banned: false,
+        has_password: new.password_hash.is_some(),
         created_at: now,
         updated_at: now,
         password_hash: new.password_hash.map(str::to_owned),
+        private_metadata: serde_json::json!({}),
     };
     sqlx::query(
-        "INSERT INTO users (id, email, email_normalized, password_hash, first_name, last_name, public_metadata, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $7)",
+        "INSERT INTO users (id, email, email_normalized, password_hash, first_name, last_name, public_metadata, email_verified, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $8, $8)",
     )
     .bind(&user.id)
     .bind(&user.email)
@@ -83,6 +108,7 @@ pub async fn insert<'e>(ex: impl Exec<'e>, new: NewUser<'_>, now: i64) -> Result
     .bind(&user.password_hash)
     .bind(&user.first_name)
     .bind(&user.last_name)
+    .bind(i64::from(user.email_verified))
     .bind(now)
     .execute(ex)
     .await?;
@@ -150,4 +176,35 @@ pub async fn update<'e>(
     .fetch_optional(ex)
     .await?;
     row.as_ref().map(User::from_row).transpose()
+}
+
+/// Marks the email verified; returns the user if it changed (it was not verified).
+#[tracing::instrument(skip(ex))]
+pub async fn mark_email_verified<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2 AND email_verified = 0 RETURNING ",
+        columns!()
+    ))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+/// Replaces the password hash (`None`: no password).
+#[tracing::instrument(skip_all)]
+pub async fn set_password<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    password_hash: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected() == 1)
 }

@@ -1,4 +1,5 @@
 //! Background work that runs beside the server on every instance.
 
 pub mod housekeeping;
+pub mod mailer;
 pub mod outbox;

@@ -29,6 +29,39 @@ pub async fn revoke_all_for_user(state: &AppState, user_id: &str, keep: Option<&
     Ok(stopped)
 }
 
+/// Revokes every active session of a user (except `keep`) inside the caller's
+/// transaction, with their events. After committing, the caller announces the returned
+/// stop with [`announce`].
+pub async fn revoke_all_for_user_in(
+    tx: &mut Transaction,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> AppResult<Stopped> {
+    let stopped = sessions::revoke_all_for_user(&mut **tx, user_id, keep, now).await?;
+    record_stopped(tx, events::SESSION_REVOKED, &stopped, now).await?;
+    Ok(Stopped(stopped.into_iter().map(|s| s.id).collect()))
+}
+
+/// Sessions stopped inside a transaction, to announce once it has committed.
+#[must_use = "announce the stop after the commit"]
+pub struct Stopped(Vec<String>);
+
+impl Stopped {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Makes committed stops bite on the next request, on every instance.
+pub async fn announce(state: &AppState, stopped: Stopped) {
+    state.revocations.stopped(&state.db, &stopped.0).await;
+}
+
 /// Signs one session of this device out (it stops being the device's active session).
 /// `None` if it was not active.
 pub async fn end(state: &AppState, client: &Client, session_id: &str) -> AppResult<Option<Session>> {
@@ -71,6 +104,14 @@ pub async fn expire_due(state: &AppState, now: i64, limit: i64) -> AppResult<usi
     Ok(stopped.len())
 }
 
+async fn record_stopped(tx: &mut Transaction, event_type: &str, stopped: &[Session], now: i64) -> AppResult<()> {
+    for session in stopped {
+        let data = serde_json::to_value(session).map_err(AppError::internal)?;
+        events::record(tx, event_type, None, Some(&session.user_id), &data, now).await?;
+    }
+    Ok(())
+}
+
 /// Records an event per stopped session, commits, and announces the stop.
 async fn commit_stopped(
     state: &AppState,
@@ -79,10 +120,7 @@ async fn commit_stopped(
     stopped: &[Session],
     now: i64,
 ) -> AppResult<()> {
-    for session in stopped {
-        let data = serde_json::to_value(session).map_err(AppError::internal)?;
-        events::record(&mut tx, event_type, None, Some(&session.user_id), &data, now).await?;
-    }
+    record_stopped(&mut tx, event_type, stopped, now).await?;
     tx.commit().await?;
     let ids: Vec<String> = stopped.iter().map(|s| s.id.clone()).collect();
     state.revocations.stopped(&state.db, &ids).await;

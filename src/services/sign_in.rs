@@ -1,17 +1,85 @@
-//! Where every way of signing in ends: a new session on this device's client, with its
-//! `session.created` event, in the caller's transaction.
+//! Sign-in as a small state machine. Every first factor (password, email code, email
+//! link, password reset, a confirmed sign-up, and later OAuth and tickets) ends in
+//! [`complete`], which decides what the proof is worth and either opens the session
+//! (with its `session.created` event) or stops short. The checks that apply to every
+//! way in live here once.
 
 use crate::auth::request::ClientContext;
 use crate::db::sessions::{NewSession, Session};
 use crate::db::users::User;
-use crate::db::{Transaction, clients, events, sessions};
+use crate::db::{Transaction, clients, events, sessions, users};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+
+/// How the user proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstFactor {
+    Password,
+    EmailCode,
+    EmailLink,
+    PasswordReset,
+    /// A new account (sign-up, or a confirmed pending sign-up).
+    SignUp,
+}
+
+impl FirstFactor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::EmailCode => "email_code",
+            Self::EmailLink => "email_link",
+            Self::PasswordReset => "password_reset",
+            Self::SignUp => "sign_up",
+        }
+    }
+
+    /// Factors that go through the inbox prove the address too.
+    fn proves_email(self) -> bool {
+        matches!(self, Self::EmailCode | Self::EmailLink | Self::PasswordReset)
+    }
+}
+
+/// What a first factor led to.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// A new session on this device.
+    Complete { user: User, session: Session },
+}
+
+/// Ends a sign-in in the caller's transaction and commits it: marks the email verified
+/// when the factor went through the inbox (`user.updated`), adds a session to the
+/// device's client (creating the client on first use), makes it the device's active
+/// one, and records `session.created`.
+pub async fn complete(
+    state: &AppState,
+    mut tx: Transaction,
+    client_id: Option<&str>,
+    mut user: User,
+    factor: FirstFactor,
+    ctx: &ClientContext,
+    now: i64,
+) -> AppResult<SignInOutcome> {
+    if factor.proves_email()
+        && let Some(verified) = users::mark_email_verified(&mut *tx, &user.id, now).await?
+    {
+        let data = serde_json::to_value(&verified).map_err(AppError::internal)?;
+        events::record(&mut tx, events::USER_UPDATED, None, Some(&verified.id), &data, now).await?;
+        user = verified;
+    }
+    let session = open_session(state, &mut tx, client_id, &user, ctx, now).await?;
+    tx.commit().await?;
+    state.metrics.incr(match factor {
+        FirstFactor::SignUp => "sign_ups",
+        _ => "sign_ins",
+    });
+    tracing::info!(user_id = %user.id, session_id = %session.id, factor = factor.as_str(), "signed in");
+    Ok(SignInOutcome::Complete { user, session })
+}
 
 /// Adds a session for `user` to the device's client (creating the client on first
 /// use, or when the cookie names one that no longer exists) and makes it the client's
 /// active session.
-pub async fn open_session(
+async fn open_session(
     state: &AppState,
     tx: &mut Transaction,
     client_id: Option<&str>,

@@ -2,18 +2,35 @@
 //! device, named by the `__client` cookie.
 
 mod device;
+mod passwordless;
+mod recovery;
 mod sign_in;
 
+pub use recovery::Accepted;
+
+use actix_web::{HttpResponse, HttpResponseBuilder, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::auth::cookies::ClientCookie;
+use crate::auth::request::ClientContext;
 use crate::db::sessions::Session;
 use crate::db::users::User;
+use crate::error::AppResult;
+use crate::services::sign_in::SignInOutcome;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(sign_in::sign_up)
         .service(sign_in::sign_in)
+        .service(sign_in::verify_sign_up)
+        .service(recovery::request_reset)
+        .service(recovery::reset_password)
+        .service(passwordless::request_code)
+        .service(passwordless::sign_in_with_code)
+        .service(passwordless::sign_in_with_link)
+        .service(environment)
         .service(device::get_client)
         .service(device::refresh_token)
         .service(device::end_session)
@@ -23,13 +40,86 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(device::template_token);
 }
 
-/// Answer of sign-up and sign-in.
+/// Answer of every sign-in or sign-up that opened a session.
 #[derive(Serialize, ToSchema)]
 pub struct AuthResponse {
+    /// `complete`: the session is open.
+    #[schema(example = "complete")]
+    pub status: &'static str,
     pub user: User,
     pub session: Session,
     /// A session token (also set as the `__session` cookie).
     pub jwt: String,
+}
+
+/// The answer to a completed sign-in: the device cookie points at the client (under a
+/// fresh key), the token is minted and set as `__session`, and the body says `complete`.
+pub async fn signed_in(
+    state: &AppState,
+    cookie: &ClientCookie,
+    ctx: &ClientContext,
+    outcome: SignInOutcome,
+    mut builder: HttpResponseBuilder,
+) -> AppResult<HttpResponse> {
+    let SignInOutcome::Complete { user, session } = outcome;
+    let jwt = open_on_device(state, cookie, ctx, &session).await?;
+    Ok(builder.cookie(state.tokens.cookie(jwt.clone())).json(AuthResponse {
+        status: "complete",
+        user,
+        session,
+        jwt,
+    }))
+}
+
+/// Points the device cookie at the session's client (under a fresh key, so a cookie
+/// planted before sign-in never carries the session) and mints its first token.
+pub async fn open_on_device(
+    state: &AppState,
+    cookie: &ClientCookie,
+    ctx: &ClientContext,
+    session: &Session,
+) -> AppResult<String> {
+    cookie.sign_in(&session.client_id);
+    state.tokens.session_token(session, ctx.origin.as_deref()).await
+}
+
+/// A browser signed in by a navigation (an emailed link, a ticket, an OAuth callback):
+/// the cookies set, and a 303 to `location`.
+pub async fn signed_in_redirect(
+    state: &AppState,
+    cookie: &ClientCookie,
+    ctx: &ClientContext,
+    outcome: SignInOutcome,
+    location: &str,
+) -> AppResult<HttpResponse> {
+    let SignInOutcome::Complete { session, .. } = outcome;
+    let jwt = open_on_device(state, cookie, ctx, &session).await?;
+    Ok(HttpResponse::SeeOther()
+        .cookie(state.tokens.cookie(jwt))
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish())
+}
+
+/// What pages and SDKs need to know about how users sign in here.
+#[derive(Serialize, ToSchema)]
+pub struct Environment {
+    /// Names of the configured OAuth / OpenID Connect providers.
+    pub oauth_providers: Vec<String>,
+    /// `optional`, `required` or `off`.
+    #[schema(example = "optional")]
+    pub email_verification: &'static str,
+    pub password_sign_in: bool,
+}
+
+/// How users can sign in on this instance.
+#[utoipa::path(tag = "client", responses((status = 200, body = Environment)))]
+#[get("/environment")]
+async fn environment(state: web::Data<AppState>) -> web::Json<Environment> {
+    web::Json(Environment {
+        oauth_providers: Vec::new(),
+        email_verification: state.config.email.verification.as_str(),
+        password_sign_in: true,
+    })
 }
 
 #[derive(Serialize, ToSchema)]

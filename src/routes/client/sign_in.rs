@@ -1,21 +1,24 @@
-//! `POST /v1/sign-up` and `POST /v1/sign-in`.
+//! `POST /v1/sign-up` (and `/v1/sign-up/{id}/verify` for pending sign-ups) and
+//! `POST /v1/sign-in`.
 
 use actix_web::{HttpResponse, post, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AuthResponse;
+use super::{AuthResponse, signed_in};
 use crate::auth::cookies::ClientCookie;
 use crate::auth::password::{
     MAX_EMAIL_BYTES, MAX_PASSWORD_BYTES, check_email, check_name, check_password_policy, hash_password, verify_password,
 };
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
-use crate::db::sessions::Session;
-use crate::db::users::{NewUser, User, normalize_email};
+use crate::config::EmailVerification;
+use crate::db::users::{NewUser, normalize_email};
 use crate::db::{events, users};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
-use crate::services::sign_in::open_session;
+use crate::ids::SignUpId;
+use crate::services::email_flows;
+use crate::services::sign_in::{FirstFactor, complete};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -39,12 +42,35 @@ pub struct SignInRequest {
     pub password: String,
 }
 
-/// Creates a user and signs them in on this device.
+/// A sign-up waiting for its email code (`EMAIL_VERIFICATION=required`).
+#[derive(Serialize, ToSchema)]
+pub struct PendingSignUpBody {
+    #[schema(example = "signup_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub id: String,
+    #[schema(example = "missing_requirements")]
+    pub status: &'static str,
+    #[schema(example = json!(["email_address"]))]
+    pub unverified_fields: Vec<&'static str>,
+    pub email: String,
+    /// Unix milliseconds.
+    pub expire_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingSignUpResponse {
+    pub sign_up: PendingSignUpBody,
+}
+
+/// Creates an account. With `EMAIL_VERIFICATION=optional` (the default) or `off` the
+/// user is signed in on this device at once (`optional` also emails a code to confirm
+/// the address). With `required` the answer is 202 with a pending sign-up and an
+/// emailed code: no user and no session exist until `POST /v1/sign-up/{id}/verify`.
 #[utoipa::path(
     tag = "client",
     request_body = SignUpRequest,
     responses(
         (status = 201, description = "Signed up; `__client` and `__session` cookies set", body = AuthResponse),
+        (status = 202, description = "`EMAIL_VERIFICATION=required`: a pending sign-up; its code was emailed", body = PendingSignUpResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "Cross-origin request", body = ErrorBody),
         (status = 413, body = ErrorBody),
@@ -73,22 +99,94 @@ pub async fn sign_up(
     }
     let password_hash = hash_password(body.password).await?;
     let now = now_ms();
+    let mode = state.config.email.verification;
+    if mode == EmailVerification::Required {
+        let pending =
+            email_flows::start_sign_up(&state, &body.email, Some(&password_hash), first_name, last_name, now).await?;
+        return Ok(HttpResponse::Accepted().json(PendingSignUpResponse {
+            sign_up: PendingSignUpBody {
+                id: pending.id,
+                status: "missing_requirements",
+                unverified_fields: vec!["email_address"],
+                email: pending.email,
+                expire_at: pending.expires_at,
+            },
+        }));
+    }
     let mut tx = state.db.pool.begin().await?;
     let new_user = NewUser {
         email: &body.email,
         password_hash: Some(&password_hash),
         first_name,
         last_name,
+        email_verified: false,
     };
     let user = users::insert(&mut *tx, new_user, now)
         .await
         .on_unique_violation(|| AppError::field("email", "is already taken"))?;
     let user_json = serde_json::to_value(&user).map_err(AppError::internal)?;
     events::record(&mut tx, events::USER_CREATED, None, Some(&user.id), &user_json, now).await?;
-    let session = open_session(&state, &mut tx, cookie.client_id().as_deref(), &user, &ctx, now).await?;
-    tx.commit().await?;
-    state.metrics.incr("sign_ups");
-    respond(&state, &cookie, &ctx, user, session, HttpResponse::Created()).await
+    if mode == EmailVerification::Optional {
+        email_flows::send_verification_in(&state, &mut tx, &user, now).await?;
+    }
+    let outcome = complete(
+        &state,
+        tx,
+        cookie.client_id().as_deref(),
+        user,
+        FirstFactor::SignUp,
+        &ctx,
+        now,
+    )
+    .await?;
+    signed_in(&state, &cookie, &ctx, outcome, HttpResponse::Created()).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    /// The 6-digit code from the email.
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// Confirms a pending sign-up with the emailed code: creates the user (email
+/// verified) and signs them in on this device. A wrong, used or dead code is 422
+/// `fields.code` (after 5 wrong tries the code is dead; sign up again for a new one);
+/// an unknown or expired sign-up is 404.
+#[utoipa::path(
+    tag = "client",
+    params(("id" = String, Path, description = "The pending sign-up (`signup_…`)")),
+    request_body = CodeRequest,
+    responses(
+        (status = 201, description = "Signed up; `__client` and `__session` cookies set", body = AuthResponse),
+        (status = 403, description = "Cross-origin request", body = ErrorBody),
+        (status = 404, description = "No such pending sign-up, or it expired", body = ErrorBody),
+        (status = 422, description = "Wrong or dead code (`fields.code`), or the email was taken meanwhile", body = ErrorBody),
+    )
+)]
+#[post("/sign-up/{id}/verify")]
+#[tracing::instrument(skip_all, fields(sign_up = %id))]
+pub async fn verify_sign_up(
+    state: web::Data<AppState>,
+    ctx: ClientContext,
+    cookie: ClientCookie,
+    id: web::Path<SignUpId>,
+    body: web::Json<CodeRequest>,
+) -> AppResult<HttpResponse> {
+    let now = now_ms();
+    let (tx, user) = email_flows::confirm_sign_up(&state, &id, &body.code, now).await?;
+    let outcome = complete(
+        &state,
+        tx,
+        cookie.client_id().as_deref(),
+        user,
+        FirstFactor::SignUp,
+        &ctx,
+        now,
+    )
+    .await?;
+    signed_in(&state, &cookie, &ctx, outcome, HttpResponse::Created()).await
 }
 
 /// Signs in with email and password, adding a session to this device.
@@ -145,28 +243,20 @@ pub async fn sign_in(
     };
     state.throttle.record_success(&email_key).await;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
-    let session = open_session(&state, &mut tx, cookie.client_id().as_deref(), &user, &ctx, now).await?;
-    tx.commit().await?;
-    state.metrics.incr("sign_ins");
-    respond(&state, &cookie, &ctx, user, session, HttpResponse::Ok()).await
+    let tx = state.db.pool.begin().await?;
+    let outcome = complete(
+        &state,
+        tx,
+        cookie.client_id().as_deref(),
+        user,
+        FirstFactor::Password,
+        &ctx,
+        now,
+    )
+    .await?;
+    signed_in(&state, &cookie, &ctx, outcome, HttpResponse::Ok()).await
 }
 
-async fn respond(
-    state: &AppState,
-    cookie: &ClientCookie,
-    ctx: &ClientContext,
-    user: User,
-    session: Session,
-    mut builder: actix_web::HttpResponseBuilder,
-) -> AppResult<HttpResponse> {
-    cookie.sign_in(&session.client_id);
-    let jwt = state.tokens.session_token(&session, ctx.origin.as_deref()).await?;
-    Ok(builder
-        .cookie(state.tokens.cookie(jwt.clone()))
-        .json(AuthResponse { user, session, jwt }))
-}
-
-fn non_empty(value: Option<&str>) -> Option<&str> {
+pub(super) fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }

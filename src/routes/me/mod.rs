@@ -1,6 +1,7 @@
 //! `/api/me…`: the signed-in user's own view: the auth object, the profile, the
 //! organizations, and (in `sessions`) the sessions on every device.
 
+mod account;
 mod sessions;
 
 use actix_web::http::header::ContentType;
@@ -20,6 +21,9 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(me).service(profile).service(my_organizations);
     sessions::configure(cfg);
+    cfg.service(account::request_verification)
+        .service(account::verify_email)
+        .service(account::change_password);
 }
 
 /// The auth object of this request, decoded from the session token (no database read).

@@ -1,0 +1,154 @@
+//! The signed-in user's own account: confirming the email address, and changing the
+//! password.
+
+use actix_web::{HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::extractors::Auth;
+use crate::auth::password::{MAX_PASSWORD_BYTES, check_password_policy, verify_password};
+use crate::auth::request::ClientContext;
+use crate::clock::now_ms;
+use crate::db::users::{self, User, normalize_email};
+use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
+use crate::routes::client::Accepted;
+use crate::services::email_flows;
+use crate::state::AppState;
+
+async fn current_user(state: &AppState, auth: &Auth) -> AppResult<User> {
+    users::find_by_id(&state.db.pool, &auth.user_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))
+}
+
+/// Emails a fresh code to confirm the user's address (at most one a minute; the code
+/// already sent stays valid). Already verified: 409.
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    responses(
+        (status = 202, description = "A code was emailed (or one was, less than a minute ago)", body = Accepted),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "The address is verified already", body = ErrorBody),
+    )
+)]
+#[post("/me/email/verification")]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn request_verification(state: web::Data<AppState>, auth: Auth) -> AppResult<HttpResponse> {
+    let user = current_user(&state, &auth).await?;
+    email_flows::request_verification(&state, &user, now_ms()).await?;
+    Ok(HttpResponse::Accepted().json(Accepted {}))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationAttempt {
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// Confirms the address with the emailed code: the user, now `email_verified`
+/// (`user.updated`). A wrong, used or dead code is 422 `fields.code`.
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    request_body = VerificationAttempt,
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Wrong, used or expired code (`fields.code`)", body = ErrorBody),
+    )
+)]
+#[post("/me/email/verification/attempt")]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    auth: Auth,
+    body: web::Json<VerificationAttempt>,
+) -> AppResult<web::Json<User>> {
+    Ok(web::Json(
+        email_flows::verify_email(&state, &auth.user_id, &body.code, now_ms()).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// Required when the account has a password: it is the proof (no recent
+    /// reverification is needed).
+    pub current_password: Option<String>,
+    /// 8 to 128 bytes, not the email address.
+    pub new_password: String,
+    /// Revoke every other session of the user (default `true`).
+    pub sign_out_other_sessions: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// How many other sessions were revoked.
+    pub revoked: usize,
+}
+
+/// Changes the password. The current one is required (when there is one); a wrong one
+/// is 422 `fields.current_password` and counts in the sign-in throttle. Every other
+/// session is revoked unless `sign_out_other_sessions` is `false`.
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    request_body = ChangePassword,
+    responses(
+        (status = 200, body = PasswordChanged),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Wrong current password, or a weak new one", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody),
+    )
+)]
+#[post("/me/password")]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    auth: Auth,
+    ctx: ClientContext,
+    body: web::Json<ChangePassword>,
+) -> AppResult<web::Json<PasswordChanged>> {
+    let body = body.into_inner();
+    let user = current_user(&state, &auth).await?;
+    let mut fields = FieldErrors::new();
+    check_password_policy(&body.new_password, &user.email, &mut fields);
+    if let Some(field) = fields.remove("password") {
+        fields.insert("new_password".into(), field);
+    }
+    if let Some(current) = body.current_password.as_deref()
+        && current.len() > MAX_PASSWORD_BYTES
+    {
+        fields.insert("current_password".into(), "is incorrect".into());
+    }
+    if user.has_password && body.current_password.is_none() {
+        fields.insert("current_password".into(), "is required".into());
+    }
+    if !fields.is_empty() {
+        return Err(AppError::Validation(fields));
+    }
+    if let Some(current) = body.current_password.filter(|_| user.has_password) {
+        let email_key = normalize_email(&user.email);
+        if let Err(wait) = state.throttle.check(&email_key, &ctx.ip).await {
+            return Err(AppError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        if !verify_password(current, user.password_hash.clone()).await? {
+            state.throttle.record_failure(&email_key, &ctx.ip).await;
+            return Err(AppError::field("current_password", "is incorrect"));
+        }
+    }
+    let revoked = email_flows::change_password(
+        &state,
+        &user,
+        body.new_password,
+        &auth.session_id,
+        body.sign_out_other_sessions.unwrap_or(true),
+        now_ms(),
+    )
+    .await?;
+    Ok(web::Json(PasswordChanged { revoked }))
+}
