@@ -141,6 +141,20 @@ impl SmtpSink {
             .collect()
     }
 
+    /// Waits for a message to `address` with this subject and returns it.
+    pub async fn wait_for_subject(&self, address: &str, subject: &str) -> Mail {
+        eventually(
+            Duration::from_secs(10),
+            &format!("`{subject}` to {address}"),
+            || async {
+                self.mails_to(address)
+                    .into_iter()
+                    .find(|m| m.header("Subject").as_deref() == Some(subject))
+            },
+        )
+        .await
+    }
+
     /// Waits for the `n`-th message to `address` and returns it.
     pub async fn wait_for(&self, address: &str, n: usize) -> Mail {
         eventually(Duration::from_secs(10), &format!("email #{n} to {address}"), || async {
