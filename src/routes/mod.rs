@@ -43,6 +43,7 @@ pub const UNLISTED_PATTERNS: &[&str] = &[
     "/sign-in",
     "/sign-up",
     "/account",
+    "/reset-password",
     "/assets/{file}",
     "/swagger-ui",
     "/swagger-ui/{_:.*}",

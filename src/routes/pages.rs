@@ -18,6 +18,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/account",
             web::get().to(|| page(include_str!("../../static/account.html"))),
         )
+        .route(
+            "/reset-password",
+            web::get().to(|| page(include_str!("../../static/reset-password.html"))),
+        )
         .route("/assets/{file}", web::get().to(asset));
 }
 
@@ -47,6 +51,10 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
         ),
         "account.js" => (
             include_str!("../../static/assets/account.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "reset-password.js" => (
+            include_str!("../../static/assets/reset-password.js"),
             "text/javascript; charset=utf-8",
         ),
         _ => {

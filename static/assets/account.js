@@ -98,6 +98,8 @@ async function render() {
   ]);
   const current = sessions.data.find((s) => s.current);
   $("user-email").textContent = profile.email;
+  $("email-status").textContent = profile.email_verified ? "verified" : "not verified yet";
+  $("verify-email").hidden = profile.email_verified;
   $("current-session-id").textContent = me.session_id;
   if (current) {
     $("current-created").textContent = when(current.created_at);
@@ -146,6 +148,25 @@ document.addEventListener("DOMContentLoaded", () => {
       const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/touch`, { active_organization_id: id }, { bearer: false });
       useToken(jwt);
       await render();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  $("verify-email-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await call("POST", "/api/me/email/verification/attempt", { code: $("verify-code").value.trim() });
+      $("verify-code").value = "";
+      $("verify-message").textContent = "Your email address is verified.";
+      await render();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  $("verify-resend").addEventListener("click", async () => {
+    try {
+      await call("POST", "/api/me/email/verification");
+      $("verify-message").textContent = "A new code is on its way (one a minute at most).";
     } catch (error) {
       showError(error.message);
     }

@@ -22,13 +22,40 @@ function describe(body) {
   return (body && body.message) || "Something went wrong; try again.";
 }
 
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => null);
+  return { response, data };
+}
+
+const ERRORS = {
+  link_invalid: "That sign-in link is used, expired or wrong. Ask for a new one below.",
+  oauth_failed: "Signing in with that provider did not work. Try again, or use another way.",
+  ticket_invalid: "That sign-in link is used, expired or revoked.",
+};
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("auth-form");
   const signUp = location.pathname.startsWith("/sign-up");
   const error = document.getElementById("error");
   const swap = document.getElementById("switch");
   const keep = location.search;
+  const params = new URLSearchParams(location.search);
+  if (params.get("error")) {
+    error.textContent = ERRORS[params.get("error")] || "Something went wrong; try again.";
+  }
+  document.getElementById("forgot").href = "/reset-password" + (form.email.value ? `?email=${encodeURIComponent(form.email.value)}` : "");
+  form.email.addEventListener("input", () => {
+    document.getElementById("forgot").href = "/reset-password?email=" + encodeURIComponent(form.email.value.trim());
+  });
   if (signUp) {
+    document.getElementById("forgot-row").hidden = true;
+    document.getElementById("email-code").hidden = true;
     form.dataset.mode = "sign-up";
     document.title = "Sign up · Gatehouse";
     document.getElementById("title").textContent = "Create your account";
@@ -57,6 +84,16 @@ document.addEventListener("DOMContentLoaded", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
       });
+      if (response.status === 202) {
+        // EMAIL_VERIFICATION=required: no session until the emailed code is confirmed.
+        const { sign_up: pending } = await response.json();
+        form.hidden = true;
+        document.getElementById("verify-sign-up").hidden = false;
+        document.getElementById("pending-email").textContent = pending.email;
+        document.getElementById("sign-up-code-form").dataset.signUp = pending.id;
+        document.getElementById("sign-up-code").focus();
+        return;
+      }
       if (response.ok) {
         location.assign(safeRedirect());
         return;
@@ -67,5 +104,39 @@ document.addEventListener("DOMContentLoaded", () => {
     } finally {
       button.disabled = false;
     }
+  });
+
+  const codeRequest = document.getElementById("code-request-form");
+  const codeForm = document.getElementById("code-form");
+  codeRequest.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const { response, data } = await post("/v1/sign-in/email-code", { email: codeRequest.email.value.trim() });
+    if (response.status === 202) {
+      codeForm.hidden = false;
+      document.getElementById("code").focus();
+    } else {
+      error.textContent = describe(data);
+    }
+  });
+  codeForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const { response, data } = await post("/v1/sign-in/email-code/attempt", {
+      email: codeRequest.email.value.trim(),
+      code: document.getElementById("code").value.trim(),
+    });
+    if (response.ok) return location.assign(safeRedirect());
+    error.textContent = describe(data);
+  });
+  const signUpCode = document.getElementById("sign-up-code-form");
+  signUpCode.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const { response, data } = await post(`/v1/sign-up/${signUpCode.dataset.signUp}/verify`, {
+      code: document.getElementById("sign-up-code").value.trim(),
+    });
+    if (response.ok) return location.assign(safeRedirect());
+    error.textContent = describe(data);
   });
 });

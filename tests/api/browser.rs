@@ -113,3 +113,74 @@ async fn account_page_end_to_end() {
     a.close().await;
     b.close().await;
 }
+
+/// Forgot password, through the pages: the link on the sign-in page, the request form,
+/// the emailed link (which fills in the code), the new password, and the account page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_through_the_pages() {
+    let Some(driver) = Driver::start().await else { return };
+    let smtp = crate::smtp::SmtpSink::start().await;
+    let options = crate::helpers::TestOptions {
+        vars: vec![
+            ("RATE_LIMIT", "off".into()),
+            ("SMTP_URL", smtp.url()),
+            ("EMAIL_VERIFICATION", "off".into()),
+        ],
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(TestDb::Sqlite, options).await;
+    let ada = app.new_member().await;
+
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/sign-in")).await;
+    browser.type_into("#email", &ada.email).await;
+    browser.click("#forgot").await;
+    browser.wait_for_url("/reset-password").await;
+    browser
+        .wait_for(
+            "the email filled in",
+            "return document.getElementById('email').value.includes('@')",
+        )
+        .await;
+    browser.click("#send").await;
+    browser
+        .wait_for("the reset form", "return !document.getElementById('reset-form').hidden")
+        .await;
+
+    // The emailed link opens the page with the code filled in.
+    let mail = smtp.wait_for(&ada.email, 1).await;
+    let link = mail.link("http");
+    let path = &link[link.find("/reset-password").unwrap()..];
+    browser.goto(&app.url(path)).await;
+    browser
+        .wait_for(
+            "the code filled in",
+            &format!("return document.getElementById('code').value === '{}'", mail.code()),
+        )
+        .await;
+    browser.type_into("#password", "a brand new password").await;
+    browser.click("#reset").await;
+    browser.wait_for_url("/account").await;
+    browser
+        .wait_for("the account page", "return document.body.dataset.ready === 'true'")
+        .await;
+    let shown = browser
+        .run("return document.getElementById('user-email').textContent", json!([]))
+        .await;
+    assert_eq!(shown, json!(ada.email));
+    // The old password is gone, the new one works, and the old device is signed out.
+    assert_eq!(
+        app.sign_in_with(&crate::helpers::cookie_client(), &ada.email, PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.sign_in_with(&crate::helpers::cookie_client(), &ada.email, "a brand new password")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.get_bearer("/api/me", &ada.signed.jwt).await.status(), 401);
+    browser.close().await;
+}

@@ -17,7 +17,12 @@ async fn pages_and_assets_are_served_without_external_loads(database: TestDb) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for path in ["/", "/sign-in", "/sign-up?redirect_url=%2Faccount"] {
+    for path in [
+        "/",
+        "/sign-in",
+        "/sign-up?redirect_url=%2Faccount",
+        "/reset-password?email=a%40b.c&code=123456",
+    ] {
         let response = client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         let csp = response.headers()["content-security-policy"]
@@ -34,7 +39,7 @@ async fn pages_and_assets_are_served_without_external_loads(database: TestDb) {
             "{path} loads nothing external"
         );
     }
-    for asset in ["gatehouse.css", "sign-in.js", "account.js"] {
+    for asset in ["gatehouse.css", "sign-in.js", "account.js", "reset-password.js"] {
         let response = client.get(app.url(&format!("/assets/{asset}"))).send().await.unwrap();
         assert_eq!(response.status(), 200, "{asset}");
         assert!(!response.text().await.unwrap().contains("https://"), "{asset}");
