@@ -97,6 +97,8 @@ pub struct Config {
     /// HTTP worker threads (`WORKERS`; default: one per physical core).
     pub workers: Option<usize>,
     pub email: EmailConfig,
+    /// How long an invitation can be accepted (`INVITATION_LIFETIME`, seconds).
+    pub invitation_lifetime: Duration,
 }
 
 /// Whether a new account must confirm its email address before it can sign in.
@@ -215,6 +217,7 @@ impl Config {
         if retention_days == 0 {
             problems.push("RETENTION_DAYS: must be at least 1".to_owned());
         }
+        let invitation_lifetime = seconds("INVITATION_LIFETIME", 604_800, 60, &mut problems);
         let workers = var("WORKERS").map(|_| parse_or(&var, "WORKERS", 1usize, &mut problems));
         let smtp_url = var("SMTP_URL");
         if let Some(url) = &smtp_url
@@ -320,6 +323,7 @@ impl Config {
             retention: Duration::from_secs(retention_days * 86_400),
             workers,
             email,
+            invitation_lifetime,
         })
     }
 

@@ -23,6 +23,8 @@ pub enum Purpose {
     SignInCode,
     /// Signs in by a link sent by email (subject: user id).
     SignInLink,
+    /// An invitation's ticket, the secret in its link (subject: `orginv_…`).
+    Invitation,
 }
 
 impl Purpose {
@@ -33,6 +35,7 @@ impl Purpose {
             Self::PasswordReset => "password_reset",
             Self::SignInCode => "sign_in_code",
             Self::SignInLink => "sign_in_link",
+            Self::Invitation => "invitation",
         }
     }
 }

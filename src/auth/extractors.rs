@@ -14,7 +14,9 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::context::{AuthObject, AuthState, Check};
-use super::permissions::{ADMIN_ROLE, DATA_DELETE, DATA_READ, DATA_WRITE};
+use super::permissions::{
+    ADMIN_ROLE, DATA_DELETE, DATA_READ, DATA_WRITE, SYS_MEMBERSHIPS_MANAGE, SYS_PROFILE_DELETE, SYS_PROFILE_MANAGE,
+};
 use crate::db::items::{self, Item, Scope};
 use crate::db::pagination::PageRequest;
 use crate::db::{Db, memberships};
@@ -123,6 +125,29 @@ pub struct DataDelete;
 impl Permission for DataDelete {
     const NAME: &'static str = DATA_DELETE;
 }
+/// Invite, list and revoke invitations (`org:admin` only).
+pub struct ManageMembers;
+impl Permission for ManageMembers {
+    const NAME: &'static str = SYS_MEMBERSHIPS_MANAGE;
+}
+/// Rename the organization or change its slug (`org:admin` only).
+pub struct ManageOrganization;
+impl Permission for ManageOrganization {
+    const NAME: &'static str = SYS_PROFILE_MANAGE;
+}
+/// Delete the organization (`org:admin` only).
+pub struct DeleteOrganization;
+impl Permission for DeleteOrganization {
+    const NAME: &'static str = SYS_PROFILE_DELETE;
+}
+/// Any member, whatever the role's permissions.
+pub struct AnyMember;
+impl Permission for AnyMember {
+    const NAME: &'static str = MEMBERSHIP;
+}
+
+/// The pseudo-permission every member holds ([`AnyMember`]).
+pub const MEMBERSHIP: &str = "";
 
 /// An active organization in which the caller holds permission `P` **now**: the
 /// membership and its role's permissions are read from the database on each request, so
@@ -148,11 +173,15 @@ impl<P: Permission> RequirePermission<P> {
 }
 
 /// The permission rule, in one place: a member holds `permission` when their role is
-/// `org:admin` or lists it. `membership`: the caller's role and its permissions, as the
+/// `org:admin` or lists it (and every member holds [`MEMBERSHIP`]). `membership`: the caller's role and its permissions, as the
 /// database has them now (`None`: not a member).
 pub fn decide(membership: Option<&(String, Vec<String>)>, permission: &str) -> Result<(), AppError> {
     match membership {
-        Some((role, permissions)) if role == ADMIN_ROLE || permissions.iter().any(|p| p == permission) => Ok(()),
+        Some((role, permissions))
+            if permission == MEMBERSHIP || role == ADMIN_ROLE || permissions.iter().any(|p| p == permission) =>
+        {
+            Ok(())
+        }
         Some(_) => Err(AppError::Forbidden(format!("this needs the permission {permission}"))),
         None => Err(AppError::Forbidden(
             "you are not a member of the active organization".to_owned(),

@@ -11,6 +11,17 @@ pub const DATA_READ: &str = "org:data:read";
 pub const DATA_WRITE: &str = "org:data:write";
 pub const DATA_DELETE: &str = "org:data:delete";
 
+/// System permissions (Clerk's names): held by `org:admin` only; a custom role cannot
+/// list them (or any other `org:sys_…` permission).
+pub const SYS_MEMBERSHIPS_MANAGE: &str = "org:sys_memberships:manage";
+pub const SYS_PROFILE_MANAGE: &str = "org:sys_profile:manage";
+pub const SYS_PROFILE_DELETE: &str = "org:sys_profile:delete";
+
+/// Whether a permission is a system one (`org:sys_<feature>:<action>`).
+pub fn is_system_permission(permission: &str) -> bool {
+    permission.starts_with("org:sys_")
+}
+
 pub use crate::db::roles::{ADMIN_ROLE, MEMBER_ROLE};
 
 /// `org:<feature>:<permission>` split into its parts, when it has that shape.

@@ -28,6 +28,7 @@ pub fn migrator() -> Migrator {
         5 => "0005_webhooks",
         6 => "0006_retention",
         7 => "0007_email",
+        8 => "0008_invitations",
     ])
 }
 

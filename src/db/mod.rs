@@ -6,6 +6,7 @@ pub mod codes;
 pub mod emails;
 pub mod events;
 pub mod idempotency;
+pub mod invitations;
 pub mod items;
 pub mod jwt_templates;
 pub mod memberships;

@@ -68,3 +68,45 @@ pub async fn lock<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<bool, sql
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+#[tracing::instrument(skip(ex))]
+pub async fn find<'e>(ex: impl Exec<'e>, id: &str) -> Result<Option<Organization>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, name, slug, created_at FROM organizations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    row.as_ref().map(Organization::from_row).transpose()
+}
+
+/// Renames an organization and/or changes its slug; a taken slug is a unique violation.
+#[tracing::instrument(skip(ex))]
+pub async fn update<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    name: Option<&str>,
+    slug: Option<&str>,
+    now: i64,
+) -> Result<Option<Organization>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE organizations SET name = COALESCE($1, name), slug = COALESCE($2, slug), updated_at = $3 WHERE id = $4
+         RETURNING id, name, slug, created_at",
+    )
+    .bind(name)
+    .bind(slug)
+    .bind(now)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(Organization::from_row).transpose()
+}
+
+/// Deletes an organization; its memberships, invitations, items and settings go with it
+/// (ON DELETE CASCADE).
+#[tracing::instrument(skip(ex))]
+pub async fn delete<'e>(ex: impl Exec<'e>, id: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM organizations WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -330,3 +330,24 @@ pub async fn stopped_since<'e>(ex: impl Exec<'e>, since: i64) -> Result<Vec<Stri
             .await?;
     rows.iter().map(|row| row.try_get("id")).collect()
 }
+
+/// Moves every session that has the organization active back to the personal account
+/// (optionally only one user's); returns how many.
+#[tracing::instrument(skip(ex))]
+pub async fn leave_organization<'e>(
+    ex: impl Exec<'e>,
+    organization_id: &str,
+    user_id: Option<&str>,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE sessions SET active_organization_id = NULL, updated_at = $1
+         WHERE active_organization_id = $2 AND ($3 = '' OR user_id = $3)",
+    )
+    .bind(now)
+    .bind(organization_id)
+    .bind(user_id.unwrap_or(""))
+    .execute(ex)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -98,6 +98,21 @@ pub fn invitation(to: &str, inviter: &str, organization: &str, role: &str, link:
     }
 }
 
+/// `YYYY-MM-DD` (UTC) of a Unix time in milliseconds.
+pub fn date(ms: i64) -> String {
+    // Howard Hinnant's civil-from-days.
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn code_message(
     kind: &'static str,
     to: &str,
@@ -157,6 +172,13 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(1_700_000_000_000), "2023-11-14");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+    }
 
     #[test]
     fn messages_carry_the_code_and_link_in_text_and_escaped_html() {

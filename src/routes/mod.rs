@@ -6,6 +6,7 @@ pub mod client;
 pub mod health;
 pub mod items;
 pub mod me;
+pub mod org_directory;
 pub mod org_settings;
 pub mod organizations;
 pub mod pages;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         me::configure(cfg);
         items::configure(cfg);
         org_settings::configure(cfg);
+        org_directory::configure(cfg);
         organizations::configure(cfg);
         admin::configure(cfg);
         tokens::configure(cfg);
@@ -44,6 +46,7 @@ pub const UNLISTED_PATTERNS: &[&str] = &[
     "/sign-up",
     "/account",
     "/reset-password",
+    "/accept-invitation",
     "/assets/{file}",
     "/swagger-ui",
     "/swagger-ui/{_:.*}",

@@ -28,6 +28,17 @@ pub struct CreateOrganization {
     pub slug: Option<String>,
 }
 
+/// An organization's name (trimmed): 1 to 100 characters, no control characters.
+pub fn check_name(name: &str, fields: &mut FieldErrors) {
+    if name.is_empty() {
+        fields.insert("name".into(), "is required".into());
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        fields.insert("name".into(), format!("must be at most {MAX_NAME_CHARS} characters"));
+    } else if name.chars().any(char::is_control) {
+        fields.insert("name".into(), "must not contain control characters".into());
+    }
+}
+
 /// `Acme Inc.` → `acme-inc`.
 pub fn slugify(name: &str) -> String {
     let mut slug = String::new();
@@ -46,7 +57,7 @@ pub fn slugify(name: &str) -> String {
         .to_owned()
 }
 
-fn valid_slug(slug: &str) -> bool {
+pub fn valid_slug(slug: &str) -> bool {
     !slug.is_empty()
         && slug.len() <= MAX_SLUG_CHARS
         && !slug.starts_with('-')
@@ -78,13 +89,7 @@ async fn create_organization(
     let body = body.into_inner();
     let name = body.name.trim();
     let mut fields = FieldErrors::new();
-    if name.is_empty() {
-        fields.insert("name".into(), "is required".into());
-    } else if name.chars().count() > MAX_NAME_CHARS {
-        fields.insert("name".into(), format!("must be at most {MAX_NAME_CHARS} characters"));
-    } else if name.chars().any(char::is_control) {
-        fields.insert("name".into(), "must not contain control characters".into());
-    }
+    check_name(name, &mut fields);
     let slug = match body.slug.as_deref().map(str::trim) {
         Some(slug) => slug.to_owned(),
         None => slugify(name),

@@ -22,6 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/reset-password",
             web::get().to(|| page(include_str!("../../static/reset-password.html"))),
         )
+        .route(
+            "/accept-invitation",
+            web::get().to(|| page(include_str!("../../static/accept-invitation.html"))),
+        )
         .route("/assets/{file}", web::get().to(asset));
 }
 
@@ -51,6 +55,10 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
         ),
         "account.js" => (
             include_str!("../../static/assets/account.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "accept-invitation.js" => (
+            include_str!("../../static/assets/accept-invitation.js"),
             "text/javascript; charset=utf-8",
         ),
         "reset-password.js" => (

@@ -4,6 +4,9 @@
 
 pub mod email_flows;
 pub mod idempotency;
+pub mod invitations;
 pub mod memberships;
+pub mod organizations;
+pub mod roles;
 pub mod sessions;
 pub mod sign_in;

@@ -52,11 +52,27 @@ pub enum SignInOutcome {
 /// one, and records `session.created`.
 pub async fn complete(
     state: &AppState,
+    tx: Transaction,
+    client_id: Option<&str>,
+    user: User,
+    factor: FirstFactor,
+    ctx: &ClientContext,
+    now: i64,
+) -> AppResult<SignInOutcome> {
+    complete_in(state, tx, client_id, user, factor, ctx, None, now).await
+}
+
+/// [`complete`], with the new session's active organization set (a sign-up with an
+/// invitation lands in the organization that invited).
+#[allow(clippy::too_many_arguments)]
+pub async fn complete_in(
+    state: &AppState,
     mut tx: Transaction,
     client_id: Option<&str>,
     mut user: User,
     factor: FirstFactor,
     ctx: &ClientContext,
+    organization_id: Option<&str>,
     now: i64,
 ) -> AppResult<SignInOutcome> {
     if factor.proves_email()
@@ -66,7 +82,11 @@ pub async fn complete(
         events::record(&mut tx, events::USER_UPDATED, None, Some(&verified.id), &data, now).await?;
         user = verified;
     }
-    let session = open_session(state, &mut tx, client_id, &user, ctx, now).await?;
+    let mut session = open_session(state, &mut tx, client_id, &user, ctx, now).await?;
+    if let Some(org_id) = organization_id {
+        sessions::set_active_organization(&mut *tx, &session.id, Some(org_id), now).await?;
+        session.active_organization_id = Some(org_id.to_owned());
+    }
     tx.commit().await?;
     state.metrics.incr(match factor {
         FirstFactor::SignUp => "sign_ups",

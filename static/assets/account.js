@@ -89,12 +89,112 @@ function sessionItem(session) {
   return li;
 }
 
+function button(label, className, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.textContent = label;
+  b.addEventListener("click", async () => {
+    try {
+      await onClick();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  return b;
+}
+
+function line(title, detail) {
+  const text = document.createElement("div");
+  const strong = document.createElement("strong");
+  strong.textContent = title;
+  const muted = document.createElement("div");
+  muted.className = "muted";
+  muted.textContent = detail;
+  text.append(strong, muted);
+  return text;
+}
+
+function invitationItem(invitation) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.dataset.invitationId = invitation.id;
+  li.append(
+    line(invitation.organization.name, `as ${invitation.role} · expires ${when(invitation.expire_at)}`),
+    button("Accept", "primary accept", async () => {
+      await call("POST", `/api/me/invitations/${invitation.id}/accept`);
+      await refresh();
+    }),
+  );
+  return li;
+}
+
+// Members of the active organization; admins also change roles, invite and revoke.
+async function renderMembers(me) {
+  if (!me.org_id) {
+    $("members-section").hidden = true;
+    return;
+  }
+  const isAdmin = me.org_role === "org:admin";
+  const [members, roles, pending] = await Promise.all([
+    call("GET", "/api/org/members?limit=100"),
+    call("GET", "/api/org/roles"),
+    isAdmin ? call("GET", "/api/admin/invitations?status=pending&limit=100") : Promise.resolve({ data: [] }),
+  ]);
+  const roleKeys = roles.data.map((r) => r.key);
+  $("members").replaceChildren(...members.data.map((member) => {
+    const li = document.createElement("li");
+    li.className = "card";
+    li.dataset.memberEmail = member.user.email;
+    const name = [member.user.first_name, member.user.last_name].filter(Boolean).join(" ");
+    li.append(line(member.user.email, `${name ? name + " · " : ""}${member.role} since ${when(member.created_at)}`));
+    if (isAdmin && member.user.id !== me.user_id) {
+      const select = document.createElement("select");
+      select.setAttribute("aria-label", `Role of ${member.user.email}`);
+      for (const key of roleKeys) select.append(new Option(key, key));
+      select.value = member.role;
+      select.addEventListener("change", async () => {
+        try {
+          await call("PATCH", `/api/admin/members/${member.user.id}`, { role: select.value });
+          await render();
+        } catch (error) {
+          showError(error.message);
+        }
+      });
+      li.append(select);
+    }
+    return li;
+  }));
+  $("invite-form").hidden = !isAdmin;
+  const roleSelect = $("invite-role");
+  if (roleSelect.options.length !== roleKeys.length) {
+    roleSelect.replaceChildren(...roleKeys.map((key) => new Option(key, key)));
+    roleSelect.value = "org:member";
+  }
+  $("pending-section").hidden = !isAdmin || pending.data.length === 0;
+  $("pending-invitations").replaceChildren(...pending.data.map((invitation) => {
+    const li = document.createElement("li");
+    li.className = "card";
+    li.dataset.invitationId = invitation.id;
+    li.append(
+      line(invitation.email, `as ${invitation.role} · expires ${when(invitation.expire_at)}`),
+      button("Revoke", "danger revoke", async () => {
+        await call("POST", `/api/admin/invitations/${invitation.id}/revoke`);
+        await render();
+      }),
+    );
+    return li;
+  }));
+  $("members-section").hidden = false;
+}
+
 async function render() {
-  const [me, profile, sessions, orgs] = await Promise.all([
+  const [me, profile, sessions, orgs, invitations] = await Promise.all([
     call("GET", "/api/me"),
     call("GET", "/api/me/profile"),
     call("GET", "/api/me/sessions?limit=100"),
     call("GET", "/api/me/organizations"),
+    call("GET", "/api/me/invitations"),
   ]);
   const current = sessions.data.find((s) => s.current);
   $("user-email").textContent = profile.email;
@@ -114,6 +214,9 @@ async function render() {
     switcher.append(new Option(`${organization.name} · ${role}`, organization.id));
   }
   switcher.value = me.org_id || "";
+  $("my-invitations-section").hidden = invitations.data.length === 0;
+  $("my-invitations").replaceChildren(...invitations.data.map(invitationItem));
+  await renderMembers(me);
   $("sessions").replaceChildren(...sessions.data.map(sessionItem));
   $("status").textContent = `${sessions.data.length} active session${sessions.data.length === 1 ? "" : "s"}`;
   document.body.dataset.ready = "true";
@@ -178,6 +281,20 @@ document.addEventListener("DOMContentLoaded", () => {
       $("org-name").value = "";
       const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/touch`, { active_organization_id: org.id }, { bearer: false });
       useToken(jwt);
+      await render();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  $("invite-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const invitation = await call("POST", "/api/admin/invitations", {
+        email: $("invite-email").value.trim(),
+        role: $("invite-role").value,
+      });
+      $("invite-email").value = "";
+      $("invite-message").textContent = `Invitation sent to ${invitation.email}.`;
       await render();
     } catch (error) {
       showError(error.message);

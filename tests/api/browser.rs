@@ -184,3 +184,88 @@ async fn forgot_password_through_the_pages() {
     assert_eq!(app.get_bearer("/api/me", &ada.signed.jwt).await.status(), 401);
     browser.close().await;
 }
+
+/// Invitations through the pages: an admin invites from `/account`, the invitee opens
+/// the emailed link in another browser profile, signs up with it and lands in the
+/// organization; the admin then sees them listed among the members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_and_accept_through_the_pages() {
+    let Some(driver) = Driver::start().await else { return };
+    let smtp = crate::smtp::SmtpSink::start().await;
+    let options = crate::helpers::TestOptions {
+        vars: vec![("RATE_LIMIT", "off".into()), ("SMTP_URL", smtp.url())],
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(TestDb::Sqlite, options).await;
+    let ada = app.new_member().await;
+    let org_id = app.create_org(&ada.signed.jwt, "Browser Org").await;
+    let bob = email();
+
+    // The admin signs in, switches to the organization, and invites Bob.
+    let admin = driver.browser().await;
+    admin.goto(&app.url("/sign-in")).await;
+    admin.type_into("#email", &ada.email).await;
+    admin.type_into("#password", PASSWORD).await;
+    admin.click("#submit").await;
+    admin.wait_for_url("/account").await;
+    admin
+        .wait_for("the account page", "return document.body.dataset.ready === 'true'")
+        .await;
+    admin
+        .run(
+            "const s = document.getElementById('org-switcher'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+            json!([org_id]),
+        )
+        .await;
+    admin
+        .wait_for(
+            "the invite form",
+            "return !document.getElementById('invite-form').hidden",
+        )
+        .await;
+    admin.type_into("#invite-email", &bob).await;
+    admin.click("#invite-submit").await;
+    admin
+        .wait_for(
+            "the pending invitation",
+            "return document.querySelectorAll('#pending-invitations li').length === 1",
+        )
+        .await;
+
+    // Bob opens the emailed link in another profile and signs up with it.
+    let mail = smtp.wait_for_subject(&bob, "You are invited to join Browser Org").await;
+    let link = mail.link("http");
+    let path = &link[link.find("/accept-invitation").unwrap()..];
+    let invitee = driver.browser().await;
+    invitee.goto(&app.url(path)).await;
+    invitee
+        .wait_for("the invitation", "return document.body.dataset.ready === 'true'")
+        .await;
+    let shown = invitee
+        .run("return document.getElementById('org-name').textContent", json!([]))
+        .await;
+    assert_eq!(shown, json!("Browser Org"));
+    invitee.type_into("#password", PASSWORD).await;
+    invitee.click("#sign-up").await;
+    invitee.wait_for_url("/account").await;
+    invitee
+        .wait_for(
+            "Bob in the organization",
+            "return document.body.dataset.ready === 'true' && document.getElementById('current-org').textContent.startsWith('Browser Org')",
+        )
+        .await;
+
+    // The admin sees Bob among the members, and no pending invitation.
+    admin.goto(&app.url("/account")).await;
+    admin
+        .wait_for(
+            "Bob listed",
+            &format!(
+                "return [...document.querySelectorAll('#members li')].some(li => li.dataset.memberEmail === '{bob}') \
+                 && document.getElementById('pending-section').hidden"
+            ),
+        )
+        .await;
+    invitee.close().await;
+    admin.close().await;
+}

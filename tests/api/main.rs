@@ -12,6 +12,7 @@ mod emails;
 mod faults;
 mod guard;
 mod housekeeping;
+mod invitations;
 mod items;
 mod openapi_doc;
 mod operations;

@@ -3,6 +3,7 @@
 //! signature, and declares the `secret_key` security scheme.
 
 mod jwt_templates;
+mod roles;
 mod sessions;
 mod users;
 mod webhook_endpoints;
@@ -12,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     jwt_templates::configure(cfg);
     users::configure(cfg);
+    roles::configure(cfg);
     sessions::configure(cfg);
     webhook_endpoints::configure(cfg);
 }

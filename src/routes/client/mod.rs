@@ -2,6 +2,7 @@
 //! device, named by the `__client` cookie.
 
 mod device;
+mod invitations;
 mod passwordless;
 mod recovery;
 mod sign_in;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(passwordless::request_code)
         .service(passwordless::sign_in_with_code)
         .service(passwordless::sign_in_with_link)
+        .service(invitations::preview)
         .service(environment)
         .service(device::get_client)
         .service(device::refresh_token)

@@ -18,19 +18,26 @@ use crate::db::{events, users};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
 use crate::ids::SignUpId;
 use crate::services::email_flows;
-use crate::services::sign_in::{FirstFactor, complete};
+use crate::services::invitations;
+use crate::services::sign_in::{FirstFactor, complete, complete_in};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
+    /// Required, unless `ticket` is given (then it is the invited address; another
+    /// address is 422).
     #[schema(example = "ada@example.com")]
-    pub email: String,
+    pub email: Option<String>,
     /// 8 to 128 bytes, not the email address.
     #[schema(example = "correct horse battery staple")]
     pub password: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// The `ticket` of an invitation link: the account is created with the invited
+    /// (and thereby verified) address, joins the organization with the invited role,
+    /// and the new session's active organization is that one.
+    pub ticket: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -75,7 +82,8 @@ pub struct PendingSignUpResponse {
         (status = 403, description = "Cross-origin request", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
-        (status = 422, description = "Invalid fields, or the email is taken (`fields.email`)", body = ErrorBody),
+        (status = 409, description = "The invitation of `ticket` is revoked, expired or accepted", body = ErrorBody),
+        (status = 422, description = "Invalid fields, the email is taken (`fields.email`), or an unknown `ticket`", body = ErrorBody),
     )
 )]
 #[post("/sign-up")]
@@ -87,22 +95,65 @@ pub async fn sign_up(
     body: web::Json<SignUpRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
+    let now = now_ms();
     let first_name = non_empty(body.first_name.as_deref());
     let last_name = non_empty(body.last_name.as_deref());
     let mut fields = FieldErrors::new();
-    check_email(&body.email, &mut fields);
-    check_password_policy(&body.password, &body.email, &mut fields);
+    let invitation = match body.ticket.as_deref() {
+        Some(ticket) => Some(invitations::for_sign_up(&state, ticket, now).await?),
+        None => None,
+    };
+    let email = match (&invitation, body.email) {
+        (Some(invitation), Some(given)) => {
+            if normalize_email(&given) != normalize_email(&invitation.email) {
+                fields.insert("email".into(), "must be the invited address (or leave it out)".into());
+            }
+            invitation.email.clone()
+        }
+        (Some(invitation), None) => invitation.email.clone(),
+        (None, given) => given.unwrap_or_default(),
+    };
+    check_email(&email, &mut fields);
+    check_password_policy(&body.password, &email, &mut fields);
     check_name("first_name", first_name, &mut fields);
     check_name("last_name", last_name, &mut fields);
     if !fields.is_empty() {
         return Err(AppError::Validation(fields));
     }
     let password_hash = hash_password(body.password).await?;
-    let now = now_ms();
+    if let Some(invitation) = invitation {
+        // The ticket went through the inbox: the address is verified, whatever the mode.
+        let mut tx = state.db.pool.begin().await?;
+        let new_user = NewUser {
+            email: &email,
+            password_hash: Some(&password_hash),
+            first_name,
+            last_name,
+            email_verified: true,
+        };
+        let user = users::insert(&mut *tx, new_user, now)
+            .await
+            .on_unique_violation(|| AppError::field("email", "is already taken: sign in and accept the invitation"))?;
+        let user_json = serde_json::to_value(&user).map_err(AppError::internal)?;
+        events::record(&mut tx, events::USER_CREATED, None, Some(&user.id), &user_json, now).await?;
+        invitations::join(&mut tx, &invitation, &user.id, now).await?;
+        let outcome = complete_in(
+            &state,
+            tx,
+            cookie.client_id().as_deref(),
+            user,
+            FirstFactor::SignUp,
+            &ctx,
+            Some(&invitation.organization_id),
+            now,
+        )
+        .await?;
+        return signed_in(&state, &cookie, &ctx, outcome, HttpResponse::Created()).await;
+    }
     let mode = state.config.email.verification;
     if mode == EmailVerification::Required {
         let pending =
-            email_flows::start_sign_up(&state, &body.email, Some(&password_hash), first_name, last_name, now).await?;
+            email_flows::start_sign_up(&state, &email, Some(&password_hash), first_name, last_name, now).await?;
         return Ok(HttpResponse::Accepted().json(PendingSignUpResponse {
             sign_up: PendingSignUpBody {
                 id: pending.id,
@@ -115,7 +166,7 @@ pub async fn sign_up(
     }
     let mut tx = state.db.pool.begin().await?;
     let new_user = NewUser {
-        email: &body.email,
+        email: &email,
         password_hash: Some(&password_hash),
         first_name,
         last_name,

@@ -2,6 +2,7 @@
 //! organizations, and (in `sessions`) the sessions on every device.
 
 mod account;
+mod invitations;
 mod sessions;
 
 use actix_web::http::header::ContentType;
@@ -23,7 +24,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
     sessions::configure(cfg);
     cfg.service(account::request_verification)
         .service(account::verify_email)
-        .service(account::change_password);
+        .service(account::change_password)
+        .service(invitations::my_invitations)
+        .service(invitations::accept_mine)
+        .service(invitations::accept_ticket)
+        .service(invitations::leave_organization);
 }
 
 /// The auth object of this request, decoded from the session token (no database read).
