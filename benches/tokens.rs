@@ -26,6 +26,7 @@ fn tokens(c: &mut Criterion) {
         session_id: "sess_01jd3m5x0e8k2q9v7w4h6r1t3y",
         azp: Some("http://localhost:8080"),
         last_verified_at_ms: gatehouse::clock::now_ms(),
+        last_second_factor_at_ms: None,
         org: None,
         fea: None,
         custom: Default::default(),

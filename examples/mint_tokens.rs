@@ -34,6 +34,7 @@ fn main() {
             session_id: &session_id,
             azp: None,
             last_verified_at_ms: now,
+            last_second_factor_at_ms: None,
             org: None,
             fea: None,
             custom: Default::default(),

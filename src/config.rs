@@ -99,6 +99,9 @@ pub struct Config {
     pub email: EmailConfig,
     /// How long an invitation can be accepted (`INVITATION_LIFETIME`, seconds).
     pub invitation_lifetime: Duration,
+    /// The product's name as users see it (`APP_NAME`): the issuer shown by
+    /// authenticator apps.
+    pub app_name: String,
 }
 
 /// Whether a new account must confirm its email address before it can sign in.
@@ -218,6 +221,14 @@ impl Config {
             problems.push("RETENTION_DAYS: must be at least 1".to_owned());
         }
         let invitation_lifetime = seconds("INVITATION_LIFETIME", 604_800, 60, &mut problems);
+        let app_name = var("APP_NAME").unwrap_or_else(|| "Gatehouse".to_owned());
+        if app_name.trim().is_empty()
+            || app_name.len() > 64
+            || app_name.contains(':')
+            || app_name.chars().any(char::is_control)
+        {
+            problems.push("APP_NAME: 1 to 64 characters, without `:` or control characters".to_owned());
+        }
         let workers = var("WORKERS").map(|_| parse_or(&var, "WORKERS", 1usize, &mut problems));
         let smtp_url = var("SMTP_URL");
         if let Some(url) = &smtp_url
@@ -324,6 +335,7 @@ impl Config {
             workers,
             email,
             invitation_lifetime,
+            app_name,
         })
     }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub secret_key: Arc<SecretKey>,
     /// One-time codes and tokens (keyed hashes).
     pub codes: Codes,
+    /// Seals secrets the server reads back (TOTP seeds) at rest.
+    pub sealer: crate::auth::sealing::Sealer,
     /// Sends the email outbox (SMTP, or the log in development).
     pub mailer: Arc<Mailer>,
     pub background: Background,
@@ -122,6 +124,7 @@ impl AppState {
         let mailer = Arc::new(Mailer::from_config(&config.email)?);
         Ok(Self {
             codes: Codes::new(&secret_key),
+            sealer: crate::auth::sealing::Sealer::new(&secret_key),
             mailer,
             config,
             db,

@@ -139,6 +139,7 @@ mod tests {
                     session_id: "sess_1",
                     azp: None,
                     last_verified_at_ms: now_ms,
+                    last_second_factor_at_ms: None,
                     org: None,
                     fea: None,
                     custom: Default::default(),

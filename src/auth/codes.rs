@@ -25,6 +25,8 @@ pub enum Purpose {
     SignInLink,
     /// An invitation's ticket, the secret in its link (subject: `orginv_…`).
     Invitation,
+    /// A backup code of the second factor (kept in `backup_codes`, hashed here).
+    BackupCode,
 }
 
 impl Purpose {
@@ -36,6 +38,7 @@ impl Purpose {
             Self::SignInCode => "sign_in_code",
             Self::SignInLink => "sign_in_link",
             Self::Invitation => "invitation",
+            Self::BackupCode => "backup_code",
         }
     }
 }
@@ -63,6 +66,11 @@ impl Codes {
         context.update(b"\0");
         context.update(secret.as_bytes());
         context.sign().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The keyed hash of a normalized backup code (what `backup_codes` stores).
+    pub fn backup_code_hash(&self, normalized: &str) -> String {
+        self.hash(Purpose::BackupCode, normalized)
     }
 
     /// A new 6-digit code for `(purpose, subject)`; earlier live ones end.

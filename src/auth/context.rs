@@ -78,6 +78,10 @@ pub struct AuthObject {
     /// Minutes since the password was last proven (`fva[0]`), as of issue.
     #[serde(skip)]
     pub factor_age_minutes: Option<i64>,
+    /// Minutes since a second factor was last proven (`fva[1]`), as of issue; `None`
+    /// when the session never proved one.
+    #[serde(skip)]
+    pub second_factor_age_minutes: Option<i64>,
     /// The `x-user-id` response header, made once per token (a cached token reuses it).
     #[serde(skip)]
     pub user_id_header: Option<HeaderValue>,
@@ -111,6 +115,7 @@ impl AuthObject {
             issued_at: claims.iat,
             expires_at: claims.exp,
             factor_age_minutes: claims.fva.map(|fva| fva[0]).filter(|m| *m >= 0),
+            second_factor_age_minutes: claims.fva.map(|fva| fva[1]).filter(|m| *m >= 0),
             user_id_header: HeaderValue::from_str(&claims.sub).ok(),
         }
     }
@@ -135,6 +140,12 @@ impl AuthObject {
     /// Minutes since the password was last proven, now (the token's `fva` ages with it).
     pub fn factor_age_now(&self, now_secs: i64) -> Option<i64> {
         self.factor_age_minutes
+            .map(|age| age + (now_secs - self.issued_at).max(0) / 60)
+    }
+
+    /// Minutes since a second factor was last proven, now (`None`: never).
+    pub fn second_factor_age_now(&self, now_secs: i64) -> Option<i64> {
+        self.second_factor_age_minutes
             .map(|age| age + (now_secs - self.issued_at).max(0) / 60)
     }
 }

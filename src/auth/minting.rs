@@ -93,6 +93,7 @@ impl TokenMinter {
             session_id: &session.id,
             azp: origin,
             last_verified_at_ms: session.last_verified_at,
+            last_second_factor_at_ms: session.last_second_factor_at,
             org,
             fea,
             custom,

@@ -165,6 +165,8 @@ pub struct SessionTokenInput<'a> {
     /// The request's `Origin`, already checked against the allowed origins.
     pub azp: Option<&'a str>,
     pub last_verified_at_ms: i64,
+    /// When the session last proved a second factor (`None`: never; `fva[1]` is -1).
+    pub last_second_factor_at_ms: Option<i64>,
     pub org: Option<OrgClaim>,
     pub fea: Option<String>,
     pub custom: serde_json::Map<String, serde_json::Value>,
@@ -194,6 +196,9 @@ impl SessionTokenIssuer {
     pub fn claims(&self, input: SessionTokenInput<'_>, now_ms: i64) -> SessionClaims {
         let iat = now_ms / 1000;
         let verified_minutes = ((now_ms - input.last_verified_at_ms).max(0)) / 60_000;
+        let second_minutes = input
+            .last_second_factor_at_ms
+            .map_or(-1, |at| ((now_ms - at).max(0)) / 60_000);
         SessionClaims {
             sub: input.user_id.to_owned(),
             sid: input.session_id.to_owned(),
@@ -205,7 +210,7 @@ impl SessionTokenIssuer {
             exp: iat + self.lifetime_secs,
             jti: Some(random_token(15)),
             v: 2,
-            fva: Some([verified_minutes, -1]),
+            fva: Some([verified_minutes, second_minutes]),
             sts: Some("active".to_owned()),
             o: input.org,
             fea: input.fea,
@@ -393,6 +398,7 @@ mod tests {
             session_id: "sess_1",
             azp: Some("http://localhost:8080"),
             last_verified_at_ms: 0,
+            last_second_factor_at_ms: None,
             org: None,
             fea: None,
             custom: Default::default(),

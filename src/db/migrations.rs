@@ -29,6 +29,7 @@ pub fn migrator() -> Migrator {
         6 => "0006_retention",
         7 => "0007_email",
         8 => "0008_invitations",
+        9 => "0009_second_factor",
     ])
 }
 

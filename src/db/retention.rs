@@ -53,6 +53,10 @@ pub const PURGES: &[Purge] = &[
         sql: "DELETE FROM sign_ups WHERE id IN (SELECT id FROM sign_ups WHERE expires_at < $1 LIMIT $2)",
     },
     Purge {
+        name: "sign_in_attempts",
+        sql: "DELETE FROM sign_in_attempts WHERE id IN (SELECT id FROM sign_in_attempts WHERE expires_at < $1 LIMIT $2)",
+    },
+    Purge {
         name: "clients",
         sql: "DELETE FROM clients WHERE id IN (
                 SELECT c.id FROM clients c WHERE c.updated_at < $1

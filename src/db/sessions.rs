@@ -59,6 +59,9 @@ pub struct Session {
     /// Unix milliseconds of the last password proof (sign-in or reverification).
     #[serde(skip)]
     pub last_verified_at: i64,
+    /// When the session last proved a second factor (`None`: never).
+    #[serde(skip)]
+    pub last_second_factor_at: Option<i64>,
 }
 
 impl Session {
@@ -75,6 +78,7 @@ impl Session {
             ip_address: row.try_get("ip_address")?,
             client_id: row.try_get("client_id")?,
             last_verified_at: row.try_get("last_verified_at")?,
+            last_second_factor_at: row.try_get("last_second_factor_at")?,
         })
     }
 
@@ -86,7 +90,7 @@ impl Session {
 
 macro_rules! columns {
     () => {
-        "id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, last_active_at, last_verified_at, expire_at"
+        "id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, last_active_at, last_verified_at, last_second_factor_at, expire_at"
     };
 }
 
@@ -96,6 +100,8 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub ip_address: Option<&'a str>,
     pub lifetime_ms: i64,
+    /// The sign-in proved a second factor now.
+    pub second_factor: bool,
 }
 
 #[tracing::instrument(skip_all)]
@@ -112,10 +118,11 @@ pub async fn insert<'e>(ex: impl Exec<'e>, new: NewSession<'_>, now: i64) -> Res
         ip_address: new.ip_address.map(str::to_owned),
         client_id: new.client_id.to_owned(),
         last_verified_at: now,
+        last_second_factor_at: new.second_factor.then_some(now),
     };
     sqlx::query(
-        "INSERT INTO sessions (id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, updated_at, last_active_at, last_verified_at, expire_at)
-         VALUES ($1, $2, $3, 'active', NULL, $4, $5, $6, $6, $6, $6, $7)",
+        "INSERT INTO sessions (id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, updated_at, last_active_at, last_verified_at, last_second_factor_at, expire_at)
+         VALUES ($1, $2, $3, 'active', NULL, $4, $5, $6, $6, $6, $6, $7, $8)",
     )
     .bind(&session.id)
     .bind(&session.client_id)
@@ -123,6 +130,7 @@ pub async fn insert<'e>(ex: impl Exec<'e>, new: NewSession<'_>, now: i64) -> Res
     .bind(&session.user_agent)
     .bind(&session.ip_address)
     .bind(now)
+    .bind(session.last_second_factor_at)
     .bind(session.expire_at)
     .execute(ex)
     .await?;
@@ -224,6 +232,32 @@ pub async fn set_active_organization<'e>(
         .bind(id)
         .execute(ex)
         .await?;
+    Ok(())
+}
+
+/// Records a fresh second-factor proof (reverification with TOTP or a backup code).
+#[tracing::instrument(skip(ex))]
+pub async fn set_second_factor_verified<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET last_second_factor_at = $1, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Forgets every second-factor proof of the user's sessions (the factor was removed:
+/// their tokens' `fva[1]` goes back to -1).
+#[tracing::instrument(skip(ex))]
+pub async fn clear_second_factor<'e>(ex: impl Exec<'e>, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET last_second_factor_at = NULL, updated_at = $1
+         WHERE user_id = $2 AND last_second_factor_at IS NOT NULL",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 

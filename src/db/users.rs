@@ -192,6 +192,26 @@ pub async fn mark_email_verified<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> R
     row.as_ref().map(User::from_row).transpose()
 }
 
+/// Sets `two_factor_enabled`; returns the user if it changed.
+#[tracing::instrument(skip(ex))]
+pub async fn set_two_factor<'e>(
+    ex: impl Exec<'e>,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "UPDATE users SET two_factor_enabled = $1, updated_at = $2 WHERE id = $3 AND two_factor_enabled <> $1 RETURNING ",
+        columns!()
+    ))
+    .bind(i64::from(enabled))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
 /// Replaces the password hash (`None`: no password).
 #[tracing::instrument(skip_all)]
 pub async fn set_password<'e>(

@@ -8,5 +8,6 @@ pub mod invitations;
 pub mod memberships;
 pub mod organizations;
 pub mod roles;
+pub mod second_factor;
 pub mod sessions;
 pub mod sign_in;

@@ -1,11 +1,14 @@
 //! Sign-in as a small state machine. Every first factor (password, email code, email
 //! link, password reset, a confirmed sign-up, and later OAuth and tickets) ends in
 //! [`complete`], which decides what the proof is worth and either opens the session
-//! (with its `session.created` event) or stops short. The checks that apply to every
-//! way in live here once.
+//! (with its `session.created` event) or stops short: a user with a second factor gets a
+//! `signin_…` attempt bound to this device and no session, and
+//! [`complete_second_factor`] turns the attempt into the session. The checks that apply
+//! to every way in live here once.
 
 use crate::auth::request::ClientContext;
 use crate::db::sessions::{NewSession, Session};
+use crate::db::sign_in_attempts::{self, SignInAttempt};
 use crate::db::users::User;
 use crate::db::{Transaction, clients, events, sessions, users};
 use crate::error::{AppError, AppResult};
@@ -39,11 +42,15 @@ impl FirstFactor {
     }
 }
 
-/// What a first factor led to.
+/// What a first factor led to. (Made and consumed once per sign-in: boxing the larger
+/// variant would buy nothing.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum SignInOutcome {
     /// A new session on this device.
     Complete { user: User, session: Session },
+    /// The user has a second factor: no session yet, an attempt for this device's client.
+    NeedsSecondFactor { attempt: SignInAttempt },
 }
 
 /// Ends a sign-in in the caller's transaction and commits it: marks the email verified
@@ -82,7 +89,14 @@ pub async fn complete_in(
         events::record(&mut tx, events::USER_UPDATED, None, Some(&verified.id), &data, now).await?;
         user = verified;
     }
-    let mut session = open_session(state, &mut tx, client_id, &user, ctx, now).await?;
+    if user.two_factor_enabled {
+        let client = device_client(&mut tx, client_id, now).await?;
+        let attempt = sign_in_attempts::insert(&mut *tx, &client, &user.id, factor.as_str(), now).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, attempt = %attempt.id, factor = factor.as_str(), "first factor proven; waiting for the second");
+        return Ok(SignInOutcome::NeedsSecondFactor { attempt });
+    }
+    let mut session = open_session(state, &mut tx, client_id, &user, ctx, false, now).await?;
     if let Some(org_id) = organization_id {
         sessions::set_active_organization(&mut *tx, &session.id, Some(org_id), now).await?;
         session.active_organization_id = Some(org_id.to_owned());
@@ -96,34 +110,66 @@ pub async fn complete_in(
     Ok(SignInOutcome::Complete { user, session })
 }
 
-/// Adds a session for `user` to the device's client (creating the client on first
-/// use, or when the cookie names one that no longer exists) and makes it the client's
-/// active session.
+/// Ends a sign-in attempt whose second factor the caller has just checked (in `tx`,
+/// which spent the try): completes the attempt (once) and opens the session, its second
+/// factor proven now. A completed or vanished attempt: 401.
+pub async fn complete_second_factor(
+    state: &AppState,
+    mut tx: Transaction,
+    attempt: &SignInAttempt,
+    ctx: &ClientContext,
+    now: i64,
+) -> AppResult<SignInOutcome> {
+    if !sign_in_attempts::complete(&mut *tx, &attempt.id, now).await? {
+        return Err(AppError::Unauthorized(
+            "this sign-in attempt is already complete: sign in again".to_owned(),
+        ));
+    }
+    let user = users::find_by_id(&mut *tx, &attempt.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the user no longer exists".to_owned()))?;
+    let session = open_session(state, &mut tx, Some(&attempt.client_id), &user, ctx, true, now).await?;
+    tx.commit().await?;
+    state.metrics.incr("sign_ins");
+    tracing::info!(user_id = %user.id, session_id = %session.id, attempt = %attempt.id, "signed in with a second factor");
+    Ok(SignInOutcome::Complete { user, session })
+}
+
+/// The device's client (creating it on first use, or when the cookie names one that no
+/// longer exists).
+async fn device_client(tx: &mut Transaction, client_id: Option<&str>, now: i64) -> AppResult<String> {
+    let existing = match client_id {
+        Some(id) => clients::find(&mut **tx, id).await?,
+        None => None,
+    };
+    Ok(match existing {
+        Some(client) => client.id,
+        None => clients::insert(&mut **tx, now).await?.id,
+    })
+}
+
+/// Adds a session for `user` to the device's client and makes it the client's active
+/// session.
 async fn open_session(
     state: &AppState,
     tx: &mut Transaction,
     client_id: Option<&str>,
     user: &User,
     ctx: &ClientContext,
+    second_factor: bool,
     now: i64,
 ) -> AppResult<Session> {
-    let existing = match client_id {
-        Some(id) => clients::find(&mut **tx, id).await?,
-        None => None,
-    };
-    let client = match existing {
-        Some(client) => client,
-        None => clients::insert(&mut **tx, now).await?,
-    };
+    let client_id = device_client(tx, client_id, now).await?;
     let new_session = NewSession {
-        client_id: &client.id,
+        client_id: &client_id,
         user_id: &user.id,
         user_agent: ctx.user_agent.as_deref(),
         ip_address: Some(&ctx.ip),
         lifetime_ms: state.config.session_lifetime.as_millis() as i64,
+        second_factor,
     };
     let session = sessions::insert(&mut **tx, new_session, now).await?;
-    clients::set_last_active_session(&mut **tx, &client.id, Some(&session.id), now).await?;
+    clients::set_last_active_session(&mut **tx, &client_id, Some(&session.id), now).await?;
     let session_json = serde_json::to_value(&session).map_err(AppError::internal)?;
     events::record(tx, events::SESSION_CREATED, None, Some(&user.id), &session_json, now).await?;
     Ok(session)

@@ -31,7 +31,11 @@ async function call(method, path, body, { bearer = true } = {}) {
     throw new Error("signed out");
   }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error((data && data.message) || `HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error((data && data.message) || `HTTP ${response.status}`);
+    error.code = data && data.error;
+    throw error;
+  }
   return data;
 }
 
@@ -188,6 +192,56 @@ async function renderMembers(me) {
   $("members-section").hidden = false;
 }
 
+// Runs a sensitive action; when the session's password proof is too old, asks for the
+// password (reverification), then runs it again.
+async function withFreshPassword(action) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error.code !== "reverification_required") throw error;
+    const form = $("mfa-password-form");
+    form.hidden = false;
+    $("mfa-password").focus();
+    return new Promise((resolve, reject) => {
+      form.onsubmit = async (event) => {
+        event.preventDefault();
+        try {
+          const { jwt } = await call("POST", `/v1/client/sessions/${state.sid}/verify`, { password: $("mfa-password").value }, { bearer: false });
+          useToken(jwt);
+          $("mfa-password").value = "";
+          form.hidden = true;
+          resolve(await action());
+        } catch (retryError) {
+          showError(retryError.message);
+          reject(retryError);
+        }
+      };
+    });
+  }
+}
+
+function showBackupCodes(codes) {
+  $("mfa-backup-codes").replaceChildren(...codes.map((code) => {
+    const li = document.createElement("li");
+    const c = document.createElement("code");
+    c.textContent = code;
+    li.append(c);
+    return li;
+  }));
+  $("mfa-backup").hidden = false;
+}
+
+function renderMfa(profile) {
+  const on = profile.two_factor_enabled;
+  $("mfa-status").textContent = on
+    ? "On: signing in asks for a code from your authenticator app (or a backup code)."
+    : "Off: add an authenticator app to protect your account with a second step.";
+  $("mfa-enable").hidden = on;
+  $("mfa-new-codes").hidden = !on;
+  $("mfa-disable").hidden = !on;
+  if (on) $("mfa-setup").hidden = true;
+}
+
 async function render() {
   const [me, profile, sessions, orgs, invitations] = await Promise.all([
     call("GET", "/api/me"),
@@ -199,6 +253,7 @@ async function render() {
   const current = sessions.data.find((s) => s.current);
   $("user-email").textContent = profile.email;
   $("email-status").textContent = profile.email_verified ? "verified" : "not verified yet";
+  renderMfa(profile);
   $("verify-email").hidden = profile.email_verified;
   $("current-session-id").textContent = me.session_id;
   if (current) {
@@ -286,6 +341,42 @@ document.addEventListener("DOMContentLoaded", () => {
       showError(error.message);
     }
   });
+  const guarded = (action) => async () => {
+    showError("");
+    try {
+      await withFreshPassword(action);
+    } catch (error) {
+      showError(error.message);
+    }
+  };
+  $("mfa-enable").addEventListener("click", guarded(async () => {
+    const setup = await call("POST", "/api/me/mfa/totp");
+    $("mfa-qr").src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(setup.qr_svg);
+    $("mfa-secret").textContent = setup.secret;
+    $("mfa-backup").hidden = true;
+    $("mfa-setup").hidden = false;
+    $("mfa-code").focus();
+  }));
+  $("mfa-confirm-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const { backup_codes: codes } = await call("POST", "/api/me/mfa/totp/attempt", { code: $("mfa-code").value.trim() });
+      $("mfa-code").value = "";
+      showBackupCodes(codes);
+      await refresh();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+  $("mfa-new-codes").addEventListener("click", guarded(async () => {
+    const { backup_codes: codes } = await call("POST", "/api/me/mfa/backup-codes");
+    showBackupCodes(codes);
+  }));
+  $("mfa-disable").addEventListener("click", guarded(async () => {
+    await call("DELETE", "/api/me/mfa/totp");
+    $("mfa-backup").hidden = true;
+    await refresh();
+  }));
   $("invite-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {

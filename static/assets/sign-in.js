@@ -39,6 +39,31 @@ const ERRORS = {
   ticket_invalid: "That sign-in link is used, expired or revoked.",
 };
 
+// A first factor answered `needs_second_factor`: ask for the authenticator (or a backup)
+// code on this page; the attempt belongs to this browser's `__client` cookie.
+function askSecondFactor(attemptId) {
+  document.getElementById("auth-form").hidden = true;
+  document.getElementById("email-code").hidden = true;
+  document.getElementById("second-factor").hidden = false;
+  const form = document.getElementById("second-factor-form");
+  form.dataset.attempt = attemptId;
+  form.dataset.strategy = "totp";
+  document.getElementById("second-factor-code").focus();
+}
+
+// Follows a first factor's answer: the next page, or the second-factor step.
+async function afterFirstFactor(response, data, error) {
+  if (response.ok && data && data.status === "needs_second_factor") {
+    askSecondFactor(data.sign_in.id);
+    return;
+  }
+  if (response.ok) {
+    location.assign(safeRedirect());
+    return;
+  }
+  error.textContent = describe(data);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("auth-form");
   const signUp = location.pathname.startsWith("/sign-up");
@@ -94,11 +119,7 @@ document.addEventListener("DOMContentLoaded", () => {
         document.getElementById("sign-up-code").focus();
         return;
       }
-      if (response.ok) {
-        location.assign(safeRedirect());
-        return;
-      }
-      error.textContent = describe(await response.json().catch(() => null));
+      await afterFirstFactor(response, await response.json().catch(() => null), error);
     } catch (_) {
       error.textContent = "The server could not be reached.";
     } finally {
@@ -126,9 +147,28 @@ document.addEventListener("DOMContentLoaded", () => {
       email: codeRequest.email.value.trim(),
       code: document.getElementById("code").value.trim(),
     });
+    await afterFirstFactor(response, data, error);
+  });
+  const secondFactor = document.getElementById("second-factor-form");
+  document.getElementById("use-backup").addEventListener("click", () => {
+    secondFactor.dataset.strategy = "backup_code";
+    document.getElementById("second-factor-hint").textContent = "Enter one of your backup codes (each works once).";
+    document.getElementById("use-backup").hidden = true;
+    document.getElementById("second-factor-code").focus();
+  });
+  secondFactor.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const { response, data } = await post(`/v1/sign-in/${secondFactor.dataset.attempt}/second-factor`, {
+      strategy: secondFactor.dataset.strategy,
+      code: document.getElementById("second-factor-code").value.trim(),
+    });
     if (response.ok) return location.assign(safeRedirect());
     error.textContent = describe(data);
+    document.getElementById("second-factor-code").value = "";
   });
+  // An emailed link (or another navigation) signed in the first factor: finish here.
+  if (params.get("second_factor")) askSecondFactor(params.get("second_factor"));
   const signUpCode = document.getElementById("sign-up-code-form");
   signUpCode.addEventListener("submit", async (event) => {
     event.preventDefault();

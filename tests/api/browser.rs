@@ -269,3 +269,72 @@ async fn invite_and_accept_through_the_pages() {
     invitee.close().await;
     admin.close().await;
 }
+
+/// The second factor through the pages: set up an authenticator on `/account` (QR code
+/// drawn, key shown, backup codes shown once), then sign in from another browser profile
+/// with the password and a code from the "app".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_step_verification_through_the_pages() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app(TestDb::Sqlite).await;
+    let ada = app.new_member().await;
+
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/sign-in")).await;
+    browser.type_into("#email", &ada.email).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("#submit").await;
+    browser.wait_for_url("/account").await;
+    browser
+        .wait_for("the account page", "return document.body.dataset.ready === 'true'")
+        .await;
+    browser.click("#mfa-enable").await;
+    browser
+        .wait_for(
+            "the QR code and key",
+            "return !document.getElementById('mfa-setup').hidden && document.getElementById('mfa-qr').naturalWidth > 0",
+        )
+        .await;
+    let key = browser
+        .run("return document.getElementById('mfa-secret').textContent", json!([]))
+        .await;
+    let secret = gatehouse::auth::totp::base32_decode(key.as_str().unwrap()).unwrap();
+    let now = gatehouse::clock::now_ms() / 1000;
+    let step = gatehouse::auth::totp::step_of(now);
+    browser
+        .type_into("#mfa-code", &gatehouse::auth::totp::code_at(&secret, step))
+        .await;
+    browser.click("#mfa-confirm").await;
+    browser
+        .wait_for(
+            "ten backup codes",
+            "return document.querySelectorAll('#mfa-backup-codes li').length === 10 && !document.getElementById('mfa-disable').hidden",
+        )
+        .await;
+
+    // Another profile: the password, then the second step on the same page.
+    let other = driver.browser().await;
+    other.goto(&app.url("/sign-in")).await;
+    other.type_into("#email", &ada.email).await;
+    other.type_into("#password", PASSWORD).await;
+    other.click("#submit").await;
+    other
+        .wait_for(
+            "the second step",
+            "return !document.getElementById('second-factor').hidden",
+        )
+        .await;
+    other
+        .type_into(
+            "#second-factor-code",
+            &gatehouse::auth::totp::code_at(&secret, step + 1),
+        )
+        .await;
+    other.click("#second-factor-submit").await;
+    other.wait_for_url("/account").await;
+    other
+        .wait_for("signed in", "return document.body.dataset.ready === 'true'")
+        .await;
+    other.close().await;
+    browser.close().await;
+}

@@ -19,6 +19,7 @@ mod operations;
 mod organizations;
 mod pages;
 mod rate_limits;
+mod second_factor;
 mod session_tokens;
 mod sessions;
 mod smtp;

@@ -1,6 +1,6 @@
 //! Users, with their `public_metadata`.
 
-use actix_web::{get, patch, web};
+use actix_web::{HttpResponse, delete, get, patch, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -15,7 +15,10 @@ use crate::ids::UserId;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_users).service(get_user).service(update_user);
+    cfg.service(list_users)
+        .service(get_user)
+        .service(update_user)
+        .service(remove_second_factor);
 }
 
 /// `public_metadata` is readable in tokens; keep it small.
@@ -113,4 +116,30 @@ async fn update_user(
     .await?
     .ok_or_else(|| not_found(&id))?;
     Ok(web::Json(user))
+}
+
+/// Turns a user's second factor off (support, for a user who lost their authenticator
+/// and backup codes): the authenticator and backup codes are removed (`user.updated`).
+#[utoipa::path(
+    tag = "backend",
+    security(("secret_key" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such user, or no second factor", body = ErrorBody),
+    )
+)]
+#[delete("/users/{id}/mfa")]
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+async fn remove_second_factor(
+    state: web::Data<AppState>,
+    _key: BackendKey,
+    id: web::Path<UserId>,
+) -> AppResult<HttpResponse> {
+    users::find_by_id(&state.db.pool, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    crate::services::second_factor::remove(&state, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -14,6 +14,7 @@ use crate::db::{clients, memberships, sessions, users};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::ids::{IdKind, SessionId, has_prefix};
 use crate::services;
+use crate::services::second_factor::Strategy;
 use crate::state::AppState;
 
 /// How often a refresh may write `last_active_at` for one session.
@@ -234,11 +235,20 @@ pub async fn touch_session(
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    pub password: String,
+    /// The first factor: the account's password.
+    pub password: Option<String>,
+    /// The second factor instead: `totp` or `backup_code` (with `code`).
+    #[schema(example = "totp")]
+    pub strategy: Option<String>,
+    #[schema(example = "123456")]
+    pub code: Option<String>,
 }
 
-/// Re-proves the password for a session (reverification): resets the token's `fva`,
-/// so routes guarded by a recent-verification limit accept the new token.
+/// Re-proves a factor for a session (reverification): `{password}` resets the token's
+/// `fva[0]`, `{strategy: "totp" | "backup_code", code}` resets `fva[1]` (a backup code
+/// used here is used up), so routes guarded by a recent-verification limit accept the
+/// new token. Wrong: 422 (`fields.password` or `fields.code`), counted by the sign-in
+/// throttle.
 #[utoipa::path(
     tag = "client",
     security(("client_cookie" = [])),
@@ -249,7 +259,7 @@ pub struct VerifyRequest {
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 422, description = "Wrong password (`fields.password`)", body = ErrorBody),
+        (status = 422, description = "Wrong password (`fields.password`) or code (`fields.code`)", body = ErrorBody),
         (status = 429, description = "Too many failed attempts", body = ErrorBody),
     )
 )]
@@ -263,10 +273,18 @@ pub async fn verify_session(
     body: web::Json<VerifyRequest>,
 ) -> AppResult<HttpResponse> {
     let mut session = live_client_session(&state, &cookie, &sid).await?;
-    let password = body.into_inner().password;
-    if password.len() > crate::auth::password::MAX_PASSWORD_BYTES {
-        return Err(AppError::field("password", "is incorrect"));
-    }
+    let body = body.into_inner();
+    let proof = match (body.password, body.strategy, body.code) {
+        (Some(password), None, None) => Proof::Password(password),
+        (None, Some(strategy), Some(code)) => Proof::SecondFactor(Strategy::parse(&strategy)?, code),
+        (None, Some(_), None) => return Err(AppError::field("code", "is required with strategy")),
+        _ => {
+            return Err(AppError::field(
+                "password",
+                "give either password, or strategy and code",
+            ));
+        }
+    };
     let user = users::find_by_id(&state.db.pool, &session.user_id)
         .await?
         .ok_or_else(|| AppError::Unauthorized("the session's user no longer exists".to_owned()))?;
@@ -276,17 +294,39 @@ pub async fn verify_session(
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    if !verify_password(password, user.password_hash.clone()).await? {
-        state.throttle.record_failure(&email_key, &ctx.ip).await;
-        return Err(AppError::field("password", "is incorrect"));
-    }
     let now = now_ms();
-    sessions::set_verified(&state.db.pool, &session.id, now).await?;
-    session.last_verified_at = now;
+    match proof {
+        Proof::Password(password) => {
+            let fits = password.len() <= crate::auth::password::MAX_PASSWORD_BYTES;
+            if !fits || !verify_password(password, user.password_hash.clone()).await? {
+                state.throttle.record_failure(&email_key, &ctx.ip).await;
+                return Err(AppError::field("password", "is incorrect"));
+            }
+            sessions::set_verified(&state.db.pool, &session.id, now).await?;
+            session.last_verified_at = now;
+        }
+        Proof::SecondFactor(strategy, code) => {
+            let mut tx = state.db.pool.begin().await?;
+            // The write first: on SQLite the transaction then holds the write lock.
+            sessions::set_second_factor_verified(&mut *tx, &session.id, now).await?;
+            if !services::second_factor::check(&state, &mut tx, &user.id, strategy, &code, now).await? {
+                drop(tx);
+                state.throttle.record_failure(&email_key, &ctx.ip).await;
+                return Err(AppError::field("code", "is wrong, or was used already"));
+            }
+            tx.commit().await?;
+            session.last_second_factor_at = Some(now);
+        }
+    }
     let jwt = state.tokens.session_token(&session, ctx.origin.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .cookie(state.tokens.cookie(jwt.clone()))
         .json(AuthSessionResponse { session, jwt }))
+}
+
+enum Proof {
+    Password(String),
+    SecondFactor(Strategy, String),
 }
 
 /// A token from a JWT template for a live session of this device (Clerk's

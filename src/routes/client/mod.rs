@@ -17,6 +17,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::cookies::ClientCookie;
 use crate::auth::request::ClientContext;
 use crate::db::sessions::Session;
+use crate::db::sign_in_attempts::SignInAttempt;
 use crate::db::users::User;
 use crate::error::AppResult;
 use crate::services::sign_in::SignInOutcome;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(sign_in::sign_up)
         .service(sign_in::sign_in)
         .service(sign_in::verify_sign_up)
+        .service(sign_in::second_factor)
         .service(recovery::request_reset)
         .service(recovery::reset_password)
         .service(passwordless::request_code)
@@ -54,8 +56,29 @@ pub struct AuthResponse {
     pub jwt: String,
 }
 
+/// What a first factor answers: `complete` (a session), or `needs_second_factor`.
+/// (A type for the API document; handlers answer with either struct directly.)
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+pub enum FirstFactorResponse {
+    Complete(AuthResponse),
+    NeedsSecondFactor(NeedsSecondFactorResponse),
+}
+
+/// A first factor proven by a user with a second factor: no session, no token yet.
+#[derive(Serialize, ToSchema)]
+pub struct NeedsSecondFactorResponse {
+    #[schema(example = "needs_second_factor")]
+    pub status: &'static str,
+    pub sign_in: SignInAttempt,
+}
+
 /// The answer to a completed sign-in: the device cookie points at the client (under a
 /// fresh key), the token is minted and set as `__session`, and the body says `complete`.
+/// A sign-in that needs the second factor answers 200 `needs_second_factor` with the
+/// attempt; the cookie then points at the client the attempt belongs to, and no session
+/// or token exists.
 pub async fn signed_in(
     state: &AppState,
     cookie: &ClientCookie,
@@ -63,7 +86,16 @@ pub async fn signed_in(
     outcome: SignInOutcome,
     mut builder: HttpResponseBuilder,
 ) -> AppResult<HttpResponse> {
-    let SignInOutcome::Complete { user, session } = outcome;
+    let (user, session) = match outcome {
+        SignInOutcome::Complete { user, session } => (user, session),
+        SignInOutcome::NeedsSecondFactor { attempt } => {
+            cookie.sign_in(&attempt.client_id);
+            return Ok(HttpResponse::Ok().json(NeedsSecondFactorResponse {
+                status: "needs_second_factor",
+                sign_in: attempt,
+            }));
+        }
+    };
     let jwt = open_on_device(state, cookie, ctx, &session).await?;
     Ok(builder.cookie(state.tokens.cookie(jwt.clone())).json(AuthResponse {
         status: "complete",
@@ -94,7 +126,21 @@ pub async fn signed_in_redirect(
     outcome: SignInOutcome,
     location: &str,
 ) -> AppResult<HttpResponse> {
-    let SignInOutcome::Complete { session, .. } = outcome;
+    let session = match outcome {
+        SignInOutcome::Complete { session, .. } => session,
+        SignInOutcome::NeedsSecondFactor { attempt } => {
+            // The sign-in page asks for the second factor, then goes on to `location`.
+            cookie.sign_in(&attempt.client_id);
+            let next = format!(
+                "/sign-in?second_factor={}&redirect_url={}",
+                attempt.id,
+                crate::auth::guard::percent_encode(location)
+            );
+            return Ok(HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, next))
+                .finish());
+        }
+    };
     let jwt = open_on_device(state, cookie, ctx, &session).await?;
     Ok(HttpResponse::SeeOther()
         .cookie(state.tokens.cookie(jwt))

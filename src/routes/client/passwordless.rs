@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::recovery::{Accepted, EmailRequest};
-use super::{AuthResponse, signed_in, signed_in_redirect};
+use super::{signed_in, signed_in_redirect};
 use crate::auth::cookies::ClientCookie;
 use crate::auth::password::check_email;
 use crate::auth::request::{ClientContext, NavigationContext, same_origin_redirect};
@@ -62,7 +62,7 @@ pub struct EmailCodeAttempt {
     tag = "client",
     request_body = EmailCodeAttempt,
     responses(
-        (status = 200, description = "Signed in; `__client` and `__session` cookies set", body = AuthResponse),
+        (status = 200, description = "Signed in (`__client` and `__session` cookies set); or `needs_second_factor` for a user with a second factor", body = super::FirstFactorResponse),
         (status = 401, description = "Wrong, used or expired code, or an unknown address", body = ErrorBody),
         (status = 403, description = "Cross-origin request", body = ErrorBody),
         (status = 429, description = "Too many failed attempts", body = ErrorBody),

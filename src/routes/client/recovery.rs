@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AuthResponse, signed_in};
+use super::signed_in;
 use crate::auth::cookies::ClientCookie;
 use crate::auth::password::{MAX_PASSWORD_BYTES, check_email, check_password_policy};
 use crate::auth::request::ClientContext;
@@ -75,7 +75,7 @@ pub struct ResetAttempt {
     tag = "client",
     request_body = ResetAttempt,
     responses(
-        (status = 200, description = "Signed in with the new password; `__client` and `__session` cookies set", body = AuthResponse),
+        (status = 200, description = "Signed in with the new password (`__client` and `__session` cookies set); or `needs_second_factor` for a user with a second factor", body = super::FirstFactorResponse),
         (status = 403, description = "Cross-origin request", body = ErrorBody),
         (status = 422, description = "Wrong or dead code (`fields.code`), or a weak password (`fields.password`)", body = ErrorBody),
         (status = 429, description = "Too many failed attempts", body = ErrorBody),

@@ -13,13 +13,16 @@ use crate::auth::password::{
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::config::EmailVerification;
+use crate::db::sign_in_attempts;
 use crate::db::users::{NewUser, normalize_email};
 use crate::db::{events, users};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors, ResultExt};
-use crate::ids::SignUpId;
+use crate::ids::{SignInId, SignUpId};
+use crate::services;
 use crate::services::email_flows;
 use crate::services::invitations;
-use crate::services::sign_in::{FirstFactor, complete, complete_in};
+use crate::services::second_factor::Strategy;
+use crate::services::sign_in::{FirstFactor, complete, complete_in, complete_second_factor};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -248,7 +251,7 @@ pub async fn verify_sign_up(
     tag = "client",
     request_body = SignInRequest,
     responses(
-        (status = 200, description = "Signed in; `__client` and `__session` cookies set", body = AuthResponse),
+        (status = 200, description = "Signed in (`__client` and `__session` cookies set); or, for a user with a second factor, `needs_second_factor` with a `signin_…` attempt and no session", body = super::FirstFactorResponse),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 403, description = "Cross-origin request", body = ErrorBody),
         (status = 422, body = ErrorBody),
@@ -310,4 +313,61 @@ pub async fn sign_in(
 
 pub(super) fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorRequest {
+    /// `totp` (a code from the authenticator app) or `backup_code`.
+    #[schema(example = "totp")]
+    pub strategy: String,
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// Completes a sign-in that answered `needs_second_factor`, from the same device (its
+/// `__client` cookie): a TOTP code (never accepted twice) or a backup code (works once).
+/// Wrong code, another device, 5 tries spent, 10 minutes gone, or completed already:
+/// 401 (sign in again).
+#[utoipa::path(
+    tag = "client",
+    params(("id" = String, Path, description = "The sign-in attempt (`signin_…`)")),
+    request_body = SecondFactorRequest,
+    responses(
+        (status = 200, description = "Signed in; `__client` and `__session` cookies set", body = AuthResponse),
+        (status = 401, description = "Wrong code, or the attempt is over or another device's", body = ErrorBody),
+        (status = 403, description = "Cross-origin request", body = ErrorBody),
+        (status = 404, description = "Not a sign-in attempt id", body = ErrorBody),
+        (status = 422, description = "Unknown `strategy`", body = ErrorBody),
+    )
+)]
+#[post("/sign-in/{id}/second-factor")]
+#[tracing::instrument(skip_all, fields(attempt = %id))]
+pub async fn second_factor(
+    state: web::Data<AppState>,
+    ctx: ClientContext,
+    cookie: ClientCookie,
+    id: web::Path<SignInId>,
+    body: web::Json<SecondFactorRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let strategy = Strategy::parse(&body.strategy)?;
+    let over = || {
+        AppError::Unauthorized("this sign-in attempt is over or belongs to another device: sign in again".to_owned())
+    };
+    let client_id = cookie.client_id().ok_or_else(over)?;
+    let now = now_ms();
+    let mut tx = state.db.pool.begin().await?;
+    let attempt = sign_in_attempts::spend_try(&mut *tx, &id, &client_id, now)
+        .await?
+        .ok_or_else(over)?;
+    if !services::second_factor::check(&state, &mut tx, &attempt.user_id, strategy, &body.code, now).await? {
+        tx.commit().await?; // the spent try counts
+        state.metrics.incr("sign_in_failures");
+        return Err(AppError::Unauthorized(
+            "the code is wrong, or was used already".to_owned(),
+        ));
+    }
+    let outcome = complete_second_factor(&state, tx, &attempt, &ctx, now).await?;
+    signed_in(&state, &cookie, &ctx, outcome, HttpResponse::Ok()).await
 }

@@ -3,6 +3,7 @@
 
 mod account;
 mod invitations;
+mod mfa;
 mod sessions;
 
 use actix_web::http::header::ContentType;
@@ -28,7 +29,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(invitations::my_invitations)
         .service(invitations::accept_mine)
         .service(invitations::accept_ticket)
-        .service(invitations::leave_organization);
+        .service(invitations::leave_organization)
+        .service(mfa::begin_totp)
+        .service(mfa::confirm_totp)
+        .service(mfa::remove_totp)
+        .service(mfa::regenerate_backup_codes);
 }
 
 /// The auth object of this request, decoded from the session token (no database read).
