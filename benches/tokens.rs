@@ -29,6 +29,7 @@ fn tokens(c: &mut Criterion) {
         last_second_factor_at_ms: None,
         org: None,
         fea: None,
+        act: None,
         custom: Default::default(),
     };
 

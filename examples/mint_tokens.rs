@@ -37,6 +37,7 @@ fn main() {
             last_second_factor_at_ms: None,
             org: None,
             fea: None,
+            act: None,
             custom: Default::default(),
         };
         // Each token has its own `jti`: COUNT distinct tokens.

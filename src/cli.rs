@@ -192,6 +192,7 @@ async fn mint_token(config: Config, user: &str) -> CliResult {
         ip_address: None,
         lifetime_ms: state.config.session_lifetime.as_millis() as i64,
         second_factor: false,
+        actor: None,
     };
     let session = sessions::insert(pool, new_session, now).await?;
     let jwt = state.tokens.session_token(&session, None).await?;

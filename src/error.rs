@@ -18,6 +18,7 @@ pub enum ErrorCode {
     SessionExpired,
     Forbidden,
     ReverificationRequired,
+    UserBanned,
     NotFound,
     MethodNotAllowed,
     NoActiveOrganization,
@@ -36,7 +37,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest | Self::NoActiveOrganization | Self::InvalidSignature => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::SessionExpired => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::ReverificationRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ReverificationRequired | Self::UserBanned => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -77,6 +78,8 @@ pub enum AppError {
         "the last password check is older than {0} minutes: re-verify with POST /v1/client/sessions/{{sid}}/verify"
     )]
     ReverificationRequired(i64),
+    #[error("this account is banned: it cannot sign in")]
+    UserBanned,
     #[error("this needs an active organization: switch to one with POST /v1/client/sessions/{{sid}}/touch")]
     NoActiveOrganization,
     #[error("{0}")]
@@ -120,6 +123,7 @@ impl AppError {
             Self::SessionExpired(_) => ErrorCode::SessionExpired,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::ReverificationRequired(_) => ErrorCode::ReverificationRequired,
+            Self::UserBanned => ErrorCode::UserBanned,
             Self::NoActiveOrganization => ErrorCode::NoActiveOrganization,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,

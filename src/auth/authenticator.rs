@@ -142,6 +142,7 @@ mod tests {
                     last_second_factor_at_ms: None,
                     org: None,
                     fea: None,
+                    act: None,
                     custom: Default::default(),
                 },
                 now_ms,
@@ -182,6 +183,7 @@ mod tests {
                 sts: None,
                 o: None,
                 fea: None,
+                act: None,
                 custom: Default::default(),
             };
             claims.exp = exp;

@@ -27,6 +27,8 @@ pub enum Purpose {
     Invitation,
     /// A backup code of the second factor (kept in `backup_codes`, hashed here).
     BackupCode,
+    /// An actor token's ticket, the secret of its URL (subject: `act_…`).
+    ActorToken,
 }
 
 impl Purpose {
@@ -39,6 +41,7 @@ impl Purpose {
             Self::SignInLink => "sign_in_link",
             Self::Invitation => "invitation",
             Self::BackupCode => "backup_code",
+            Self::ActorToken => "actor_token",
         }
     }
 }

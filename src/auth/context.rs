@@ -67,6 +67,10 @@ pub struct AuthObject {
     pub org_slug: Option<String>,
     /// Decoded from the token's `fea`, `o.per` and `o.fpm`.
     pub org_permissions: Vec<String>,
+    /// An impersonated session: who acts (the token's `act`, e.g. `{"sub": "support_ana"}`);
+    /// `null` otherwise.
+    #[schema(value_type = Option<Object>)]
+    pub actor: Option<serde_json::Value>,
     // Kept as the JSON text it serializes to: a cached token's auth object stays small.
     /// Every claim of the session token.
     #[schema(value_type = Object)]
@@ -110,6 +114,7 @@ impl AuthObject {
             org_role,
             org_slug,
             org_permissions,
+            actor: claims.act.clone(),
             session_claims: serde_json::value::to_raw_value(claims)
                 .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("{} is JSON")),
             issued_at: claims.iat,
@@ -143,6 +148,17 @@ impl AuthObject {
             .map(|age| age + (now_secs - self.issued_at).max(0) / 60)
     }
 
+    /// Refuses an impersonated session (403): what only the account's owner may do
+    /// (the password, the second factor, deleting the account).
+    pub fn forbid_impersonation(&self) -> Result<(), crate::error::AppError> {
+        match &self.actor {
+            Some(_) => Err(crate::error::AppError::Forbidden(
+                "an impersonated session cannot do this: only the account's owner can".to_owned(),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Minutes since a second factor was last proven, now (`None`: never).
     pub fn second_factor_age_now(&self, now_secs: i64) -> Option<i64> {
         self.second_factor_age_minutes
@@ -170,6 +186,7 @@ mod tests {
             sts: Some("active".into()),
             o,
             fea: fea.map(Into::into),
+            act: None,
             custom: Default::default(),
         }
     }

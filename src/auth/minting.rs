@@ -94,6 +94,7 @@ impl TokenMinter {
             azp: origin,
             last_verified_at_ms: session.last_verified_at,
             last_second_factor_at_ms: session.last_second_factor_at,
+            act: session.actor.clone(),
             org,
             fea,
             custom,

@@ -121,6 +121,9 @@ fn parse_expression(expr: &str) -> Result<Vec<Alternative>, String> {
                     "`{{{{{expr}}}}}` is not a shortcode, a `||` list, or a 'quoted literal'"
                 ));
             }
+            if path == "user.private_metadata" || path.starts_with("user.private_metadata.") {
+                return Err("`user.private_metadata` is backend-only: it never goes into a token".to_owned());
+            }
             (Alternative::Path(path.to_owned()), &rest[end..])
         };
         alternatives.push(alternative);
@@ -367,6 +370,17 @@ mod tests {
             let _ = validate(&template, &["sub"]);
             let out = render(&template, &ctx());
             assert!(out.get("k").is_some() && out.get("n").is_some());
+        }
+    }
+
+    #[test]
+    fn private_metadata_is_never_a_shortcode() {
+        for template in [
+            json!({"x": "{{user.private_metadata}}"}),
+            json!({"x": "{{user.id || user.private_metadata.plan}}"}),
+        ] {
+            let error = validate(&template, &[]).unwrap_err();
+            assert!(error.contains("private_metadata"), "{error}");
         }
     }
 }

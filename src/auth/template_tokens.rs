@@ -5,7 +5,7 @@
 pub const TEMPLATE_RESERVED: &[&str] = &["iss", "exp", "iat", "nbf", "jti", "sub"];
 /// Claims the session token template may not set: the session token's own.
 pub const SESSION_RESERVED: &[&str] = &[
-    "sub", "sid", "iss", "azp", "iat", "nbf", "exp", "jti", "v", "fva", "sts", "o", "fea",
+    "sub", "sid", "iss", "azp", "iat", "nbf", "exp", "jti", "v", "fva", "sts", "o", "fea", "act",
 ];
 /// Custom session claims above this size (compact JSON) are refused at save time and
 /// left out at mint time: a session token must stay well under a 4 KB cookie.

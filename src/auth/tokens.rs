@@ -61,6 +61,9 @@ pub struct SessionClaims {
     /// Comma-separated features (`o:dashboard,o:impersonation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fea: Option<String>,
+    /// An impersonated session: who is acting (`{"sub": "<actor>"}`), as Clerk's tokens say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
     /// Custom claims of the session token template, and anything else in the token.
     #[serde(flatten)]
     pub custom: serde_json::Map<String, serde_json::Value>,
@@ -169,6 +172,8 @@ pub struct SessionTokenInput<'a> {
     pub last_second_factor_at_ms: Option<i64>,
     pub org: Option<OrgClaim>,
     pub fea: Option<String>,
+    /// The actor of an impersonated session (`act`).
+    pub act: Option<serde_json::Value>,
     pub custom: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -214,6 +219,7 @@ impl SessionTokenIssuer {
             sts: Some("active".to_owned()),
             o: input.org,
             fea: input.fea,
+            act: input.act,
             custom: input.custom,
         }
     }
@@ -401,6 +407,7 @@ mod tests {
             last_second_factor_at_ms: None,
             org: None,
             fea: None,
+            act: None,
             custom: Default::default(),
         }
     }

@@ -294,3 +294,13 @@ pub async fn delete<'e>(ex: impl Exec<'e>, scope: &Scope, id: &str) -> Result<Op
     .await?;
     row.as_ref().map(Item::from_row).transpose()
 }
+
+/// Deletes a user's personal items (their account is going; organization rows stay).
+#[tracing::instrument(skip(ex))]
+pub async fn delete_personal<'e>(ex: impl Exec<'e>, owner_id: &str) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM items WHERE organization_id IS NULL AND owner_id = $1")
+        .bind(owner_id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected())
+}

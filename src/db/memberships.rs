@@ -173,6 +173,15 @@ pub async fn org_context<'e>(
     .transpose()
 }
 
+/// How many members an organization has (call inside a transaction holding its lock).
+#[tracing::instrument(skip(ex))]
+pub async fn count_members<'e>(ex: impl Exec<'e>, organization_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE organization_id = $1")
+        .bind(organization_id)
+        .fetch_one(ex)
+        .await
+}
+
 /// How many admins an organization has (call inside a transaction holding its lock).
 #[tracing::instrument(skip(ex))]
 pub async fn count_admins<'e>(ex: impl Exec<'e>, organization_id: &str) -> Result<i64, sqlx::Error> {

@@ -30,6 +30,7 @@ pub fn migrator() -> Migrator {
         7 => "0007_email",
         8 => "0008_invitations",
         9 => "0009_second_factor",
+        10 => "0010_users_admin",
     ])
 }
 

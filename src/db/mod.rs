@@ -1,6 +1,7 @@
 //! The storage layer: one module per table, one code path for SQLite and PostgreSQL
 //! (sqlx `Any`). Handlers never build SQL; every function here takes what scopes it.
 
+pub mod actor_tokens;
 pub mod clients;
 pub mod codes;
 pub mod emails;

@@ -62,6 +62,9 @@ pub struct Session {
     /// When the session last proved a second factor (`None`: never).
     #[serde(skip)]
     pub last_second_factor_at: Option<i64>,
+    /// An impersonated session: who acts (`{"sub": "<actor>"}`).
+    #[schema(value_type = Option<Object>)]
+    pub actor: Option<serde_json::Value>,
 }
 
 impl Session {
@@ -79,6 +82,9 @@ impl Session {
             client_id: row.try_get("client_id")?,
             last_verified_at: row.try_get("last_verified_at")?,
             last_second_factor_at: row.try_get("last_second_factor_at")?,
+            actor: row
+                .try_get::<Option<String>, _>("actor")?
+                .and_then(|text| serde_json::from_str(&text).ok()),
         })
     }
 
@@ -90,7 +96,7 @@ impl Session {
 
 macro_rules! columns {
     () => {
-        "id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, last_active_at, last_verified_at, last_second_factor_at, expire_at"
+        "id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, last_active_at, last_verified_at, last_second_factor_at, actor, expire_at"
     };
 }
 
@@ -102,6 +108,8 @@ pub struct NewSession<'a> {
     pub lifetime_ms: i64,
     /// The sign-in proved a second factor now.
     pub second_factor: bool,
+    /// Impersonation: the actor (`{"sub": …}`).
+    pub actor: Option<&'a serde_json::Value>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -119,10 +127,11 @@ pub async fn insert<'e>(ex: impl Exec<'e>, new: NewSession<'_>, now: i64) -> Res
         client_id: new.client_id.to_owned(),
         last_verified_at: now,
         last_second_factor_at: new.second_factor.then_some(now),
+        actor: new.actor.cloned(),
     };
     sqlx::query(
-        "INSERT INTO sessions (id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, updated_at, last_active_at, last_verified_at, last_second_factor_at, expire_at)
-         VALUES ($1, $2, $3, 'active', NULL, $4, $5, $6, $6, $6, $6, $7, $8)",
+        "INSERT INTO sessions (id, client_id, user_id, status, active_organization_id, user_agent, ip_address, created_at, updated_at, last_active_at, last_verified_at, last_second_factor_at, actor, expire_at)
+         VALUES ($1, $2, $3, 'active', NULL, $4, $5, $6, $6, $6, $6, $7, $8, $9)",
     )
     .bind(&session.id)
     .bind(&session.client_id)
@@ -131,6 +140,7 @@ pub async fn insert<'e>(ex: impl Exec<'e>, new: NewSession<'_>, now: i64) -> Res
     .bind(&session.ip_address)
     .bind(now)
     .bind(session.last_second_factor_at)
+    .bind(session.actor.as_ref().map(|a| a.to_string()))
     .bind(session.expire_at)
     .execute(ex)
     .await?;

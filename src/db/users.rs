@@ -153,29 +153,78 @@ pub async fn list<'e>(ex: impl Exec<'e>, page: &super::pagination::PageRequest) 
     rows.iter().map(User::from_row).collect()
 }
 
-/// Replaces the given fields (Backend API); `None` leaves a field as it is.
-#[tracing::instrument(skip(ex, public_metadata))]
+/// Fields to replace; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChange<'a> {
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub public_metadata: Option<&'a serde_json::Value>,
+    pub private_metadata: Option<&'a serde_json::Value>,
+    pub unsafe_metadata: Option<&'a serde_json::Value>,
+}
+
+/// Replaces the given fields; the user as it now is (`None`: no such user).
+#[tracing::instrument(skip(ex, change))]
 pub async fn update<'e>(
     ex: impl Exec<'e>,
     id: &str,
-    first_name: Option<&str>,
-    last_name: Option<&str>,
-    public_metadata: Option<&serde_json::Value>,
+    change: &UserChange<'_>,
     now: i64,
 ) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(concat!(
         "UPDATE users SET first_name = COALESCE($1, first_name), last_name = COALESCE($2, last_name),
-             public_metadata = COALESCE($3, public_metadata), updated_at = $4 WHERE id = $5 RETURNING ",
+             public_metadata = COALESCE($3, public_metadata), private_metadata = COALESCE($4, private_metadata),
+             unsafe_metadata = COALESCE($5, unsafe_metadata), updated_at = $6 WHERE id = $7 RETURNING ",
         columns!()
     ))
-    .bind(first_name)
-    .bind(last_name)
-    .bind(public_metadata.map(|m| m.to_string()))
+    .bind(change.first_name)
+    .bind(change.last_name)
+    .bind(change.public_metadata.map(|m| m.to_string()))
+    .bind(change.private_metadata.map(|m| m.to_string()))
+    .bind(change.unsafe_metadata.map(|m| m.to_string()))
     .bind(now)
     .bind(id)
     .fetch_optional(ex)
     .await?;
     row.as_ref().map(User::from_row).transpose()
+}
+
+/// Takes the user's row lock (and, on SQLite, the write lock) before a read-then-write
+/// change; `false` when there is no such user.
+#[tracing::instrument(skip(ex))]
+pub async fn lock<'e>(ex: impl Exec<'e>, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Sets `banned`; returns the user if it changed.
+#[tracing::instrument(skip(ex))]
+pub async fn set_banned<'e>(ex: impl Exec<'e>, id: &str, banned: bool, now: i64) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "UPDATE users SET banned = $1, updated_at = $2 WHERE id = $3 AND banned <> $1 RETURNING ",
+        columns!()
+    ))
+    .bind(i64::from(banned))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+/// Deletes a user (memberships, sessions, second factor and tokens go with it by
+/// `ON DELETE CASCADE`); `false` when there was none.
+#[tracing::instrument(skip(ex))]
+pub async fn delete<'e>(ex: impl Exec<'e>, id: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Marks the email verified; returns the user if it changed (it was not verified).

@@ -11,3 +11,4 @@ pub mod roles;
 pub mod second_factor;
 pub mod sessions;
 pub mod sign_in;
+pub mod users;

@@ -89,6 +89,9 @@ pub async fn complete_in(
         events::record(&mut tx, events::USER_UPDATED, None, Some(&verified.id), &data, now).await?;
         user = verified;
     }
+    if user.banned {
+        return Err(AppError::UserBanned);
+    }
     if user.two_factor_enabled {
         let client = device_client(&mut tx, client_id, now).await?;
         let attempt = sign_in_attempts::insert(&mut *tx, &client, &user.id, factor.as_str(), now).await?;
@@ -96,7 +99,7 @@ pub async fn complete_in(
         tracing::info!(user_id = %user.id, attempt = %attempt.id, factor = factor.as_str(), "first factor proven; waiting for the second");
         return Ok(SignInOutcome::NeedsSecondFactor { attempt });
     }
-    let mut session = open_session(state, &mut tx, client_id, &user, ctx, false, now).await?;
+    let mut session = open_session(state, &mut tx, client_id, &user, ctx, false, None, now).await?;
     if let Some(org_id) = organization_id {
         sessions::set_active_organization(&mut *tx, &session.id, Some(org_id), now).await?;
         session.active_organization_id = Some(org_id.to_owned());
@@ -128,10 +131,33 @@ pub async fn complete_second_factor(
     let user = users::find_by_id(&mut *tx, &attempt.user_id)
         .await?
         .ok_or_else(|| AppError::Unauthorized("the user no longer exists".to_owned()))?;
-    let session = open_session(state, &mut tx, Some(&attempt.client_id), &user, ctx, true, now).await?;
+    if user.banned {
+        return Err(AppError::UserBanned);
+    }
+    let session = open_session(state, &mut tx, Some(&attempt.client_id), &user, ctx, true, None, now).await?;
     tx.commit().await?;
     state.metrics.incr("sign_ins");
     tracing::info!(user_id = %user.id, session_id = %session.id, attempt = %attempt.id, "signed in with a second factor");
+    Ok(SignInOutcome::Complete { user, session })
+}
+
+/// Support signs in as the user through an actor token: an impersonated session (its
+/// tokens carry `act`), no second factor asked (Clerk does the same). A banned user: 403.
+pub async fn complete_impersonated(
+    state: &AppState,
+    mut tx: Transaction,
+    client_id: Option<&str>,
+    user: User,
+    actor: &serde_json::Value,
+    ctx: &ClientContext,
+    now: i64,
+) -> AppResult<SignInOutcome> {
+    if user.banned {
+        return Err(AppError::UserBanned);
+    }
+    let session = open_session(state, &mut tx, client_id, &user, ctx, false, Some(actor), now).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, session_id = %session.id, actor = %actor, "impersonation started");
     Ok(SignInOutcome::Complete { user, session })
 }
 
@@ -150,6 +176,7 @@ async fn device_client(tx: &mut Transaction, client_id: Option<&str>, now: i64) 
 
 /// Adds a session for `user` to the device's client and makes it the client's active
 /// session.
+#[allow(clippy::too_many_arguments)]
 async fn open_session(
     state: &AppState,
     tx: &mut Transaction,
@@ -157,6 +184,7 @@ async fn open_session(
     user: &User,
     ctx: &ClientContext,
     second_factor: bool,
+    actor: Option<&serde_json::Value>,
     now: i64,
 ) -> AppResult<Session> {
     let client_id = device_client(tx, client_id, now).await?;
@@ -167,6 +195,7 @@ async fn open_session(
         ip_address: Some(&ctx.ip),
         lifetime_ms: state.config.session_lifetime.as_millis() as i64,
         second_factor,
+        actor,
     };
     let session = sessions::insert(&mut **tx, new_session, now).await?;
     clients::set_last_active_session(&mut **tx, &client_id, Some(&session.id), now).await?;

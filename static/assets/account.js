@@ -256,6 +256,10 @@ async function render() {
   renderMfa(profile);
   $("verify-email").hidden = profile.email_verified;
   $("current-session-id").textContent = me.session_id;
+  // An impersonated session (support signed in as this user): say so on every render.
+  $("impersonation-banner").hidden = !me.actor;
+  $("impersonation-banner").textContent = me.actor ? `Impersonated session: ${me.actor.sub} is signed in as this user.` : "";
+  $("danger-zone").hidden = Boolean(me.actor);
   if (current) {
     $("current-created").textContent = when(current.created_at);
     $("current-last-active").textContent = when(current.last_active_at);
@@ -376,6 +380,11 @@ document.addEventListener("DOMContentLoaded", () => {
     await call("DELETE", "/api/me/mfa/totp");
     $("mfa-backup").hidden = true;
     await refresh();
+  }));
+  $("delete-account").addEventListener("click", guarded(async () => {
+    if (!confirm("Delete your account for good?")) return;
+    await call("DELETE", "/api/me");
+    location.assign("/sign-in");
   }));
   $("invite-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -338,3 +338,49 @@ async fn two_step_verification_through_the_pages() {
     other.close().await;
     browser.close().await;
 }
+
+/// Support opens an actor token's URL: the browser lands on `/account` signed in as the
+/// user, under a banner that names the impersonator, without the account-deletion section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonation_is_marked_on_the_account_page() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app(TestDb::Sqlite).await;
+    let ada = app.new_member().await;
+    let issued: serde_json::Value = app
+        .backend(
+            reqwest::Method::POST,
+            "/backend/v1/actor_tokens",
+            Some(&json!({"user_id": ada.signed.user_id, "actor": {"sub": "support_ana"}})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = issued["url"].as_str().unwrap();
+    let path = &url[url.find("/v1/tickets/accept").unwrap()..];
+    let browser = driver.browser().await;
+    browser.goto(&app.url(path)).await;
+    browser.wait_for_url("/account").await;
+    browser
+        .wait_for(
+            "the impersonation banner",
+            "return document.body.dataset.ready === 'true' && !document.getElementById('impersonation-banner').hidden",
+        )
+        .await;
+    let banner = browser
+        .run(
+            "return document.getElementById('impersonation-banner').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(banner.as_str().unwrap().contains("support_ana"), "{banner}");
+    let shown = browser
+        .run("return document.getElementById('user-email').textContent", json!([]))
+        .await;
+    assert_eq!(shown, json!(ada.email));
+    let danger_hidden = browser
+        .run("return document.getElementById('danger-zone').hidden", json!([]))
+        .await;
+    assert_eq!(danger_hidden, json!(true));
+    browser.close().await;
+}

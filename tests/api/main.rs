@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod administration;
 mod backend_api;
 mod bad_input;
 mod browser;

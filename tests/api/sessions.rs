@@ -191,7 +191,7 @@ async fn revocation_reaches_another_instance_within_a_second() {
 }
 
 /// Sends a NOTIFY for a dummy session until the instance has heard it.
-async fn wait_for_listener(app: &crate::helpers::TestApp) {
+pub async fn wait_for_listener(app: &crate::helpers::TestApp) {
     let probe = format!(
         "sess_probe{}",
         &gatehouse::ids::new_id(gatehouse::ids::IdKind::Session)[5..]

@@ -6,6 +6,7 @@ mod invitations;
 mod passwordless;
 mod recovery;
 mod sign_in;
+mod tickets;
 
 pub use recovery::Accepted;
 
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(passwordless::sign_in_with_code)
         .service(passwordless::sign_in_with_link)
         .service(invitations::preview)
+        .service(tickets::accept_ticket)
         .service(environment)
         .service(device::get_client)
         .service(device::refresh_token)

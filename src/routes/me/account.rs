@@ -1,15 +1,15 @@
 //! The signed-in user's own account: confirming the email address, and changing the
 //! password.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, delete, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::extractors::Auth;
-use crate::auth::password::{MAX_PASSWORD_BYTES, check_password_policy, verify_password};
+use crate::auth::extractors::{Auth, Reverified};
+use crate::auth::password::{MAX_PASSWORD_BYTES, check_name, check_password_policy, verify_password};
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
-use crate::db::users::{self, User, normalize_email};
+use crate::db::users::{self, User, UserChange, normalize_email};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
 use crate::routes::client::Accepted;
 use crate::services::email_flows;
@@ -99,6 +99,7 @@ pub struct PasswordChanged {
     responses(
         (status = 200, body = PasswordChanged),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "An impersonated session", body = ErrorBody),
         (status = 422, description = "Wrong current password, or a weak new one", body = ErrorBody),
         (status = 429, description = "Too many failed attempts", body = ErrorBody),
     )
@@ -111,6 +112,7 @@ pub async fn change_password(
     ctx: ClientContext,
     body: web::Json<ChangePassword>,
 ) -> AppResult<web::Json<PasswordChanged>> {
+    auth.forbid_impersonation()?;
     let body = body.into_inner();
     let user = current_user(&state, &auth).await?;
     let mut fields = FieldErrors::new();
@@ -151,4 +153,89 @@ pub async fn change_password(
     )
     .await?;
     Ok(web::Json(PasswordChanged { revoked }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfile {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Free-form JSON object the user writes (at most 8 KiB); never trusted by the server.
+    #[schema(value_type = Option<Object>)]
+    pub unsafe_metadata: Option<serde_json::Value>,
+}
+
+/// Changes the user's names and `unsafe_metadata` (`user.updated`). Any other field
+/// (`public_metadata`, `private_metadata`, `email`, …) is 422 and changes nothing.
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    request_body = UpdateProfile,
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+#[patch("/me/profile")]
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    auth: Auth,
+    body: web::Json<UpdateProfile>,
+) -> AppResult<web::Json<User>> {
+    let body = body.into_inner();
+    let first_name = body.first_name.as_deref().map(str::trim);
+    let last_name = body.last_name.as_deref().map(str::trim);
+    let mut fields = FieldErrors::new();
+    check_name("first_name", first_name, &mut fields);
+    check_name("last_name", last_name, &mut fields);
+    if let Some(metadata) = &body.unsafe_metadata {
+        if !metadata.is_object() {
+            fields.insert("unsafe_metadata".into(), "must be a JSON object".into());
+        } else if metadata.to_string().len() > 8 * 1024 {
+            fields.insert("unsafe_metadata".into(), "must be at most 8192 bytes of JSON".into());
+        }
+    }
+    if !fields.is_empty() {
+        return Err(AppError::Validation(fields));
+    }
+    let change = UserChange {
+        first_name,
+        last_name,
+        unsafe_metadata: body.unsafe_metadata.as_ref(),
+        ..Default::default()
+    };
+    Ok(web::Json(
+        crate::services::users::update(&state, &auth.user_id, &change).await?,
+    ))
+}
+
+/// Deleting one's own account needs a password proof this recent (minutes).
+pub const DELETE_ACCOUNT_REVERIFY_MINUTES: i64 = 10;
+
+/// Deletes the signed-in user's account (`user.deleted`): their sessions are revoked at
+/// once, memberships and personal items removed, organizations where they were the only
+/// member deleted. The last admin of an organization with other members: 409. Not from
+/// an impersonated session (403).
+#[utoipa::path(
+    tag = "me",
+    security(("session_token" = [])),
+    responses(
+        (status = 204),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`reverification_required`, or an impersonated session", body = ErrorBody),
+        (status = 409, description = "The last admin of an organization that has other members", body = ErrorBody),
+    )
+)]
+#[delete("/me")]
+#[tracing::instrument(skip_all, fields(user_id = %fresh.user_id))]
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    fresh: Reverified<DELETE_ACCOUNT_REVERIFY_MINUTES>,
+) -> AppResult<HttpResponse> {
+    fresh.forbid_impersonation()?;
+    crate::services::users::delete_self(&state, &fresh.user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -29,7 +29,7 @@ async fn current_user(state: &AppState, auth: &Auth) -> AppResult<User> {
     responses(
         (status = 201, body = TotpSetup),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "`reverification_required`: prove the password again", body = ErrorBody),
+        (status = 403, description = "`reverification_required` (prove the password again), or an impersonated session", body = ErrorBody),
         (status = 409, description = "An authenticator is already on", body = ErrorBody),
     )
 )]
@@ -39,6 +39,7 @@ pub async fn begin_totp(
     state: web::Data<AppState>,
     fresh: Reverified<MFA_REVERIFY_MINUTES>,
 ) -> AppResult<HttpResponse> {
+    fresh.forbid_impersonation()?;
     let user = current_user(&state, &fresh).await?;
     let setup = second_factor::begin_totp(&state, &user).await?;
     Ok(HttpResponse::Created()
@@ -63,6 +64,7 @@ pub struct TotpAttempt {
     responses(
         (status = 200, body = BackupCodes),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "An impersonated session", body = ErrorBody),
         (status = 409, description = "No setup started, or it is already finished", body = ErrorBody),
         (status = 422, description = "Wrong code (`fields.code`)", body = ErrorBody),
     )
@@ -74,6 +76,7 @@ pub async fn confirm_totp(
     auth: Auth,
     body: web::Json<TotpAttempt>,
 ) -> AppResult<HttpResponse> {
+    auth.forbid_impersonation()?;
     let user = current_user(&state, &auth).await?;
     let codes = second_factor::confirm_totp(&state, &user, &auth.session_id, &body.code).await?;
     Ok(HttpResponse::Ok()
@@ -89,7 +92,7 @@ pub async fn confirm_totp(
     responses(
         (status = 204),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "`reverification_required`", body = ErrorBody),
+        (status = 403, description = "`reverification_required`, or an impersonated session", body = ErrorBody),
         (status = 404, description = "No second factor to turn off", body = ErrorBody),
     )
 )]
@@ -99,6 +102,7 @@ pub async fn remove_totp(
     state: web::Data<AppState>,
     fresh: Reverified<MFA_REVERIFY_MINUTES>,
 ) -> AppResult<HttpResponse> {
+    fresh.forbid_impersonation()?;
     second_factor::remove(&state, &fresh.user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -110,7 +114,7 @@ pub async fn remove_totp(
     responses(
         (status = 200, body = BackupCodes),
         (status = 401, body = ErrorBody),
-        (status = 403, description = "`reverification_required`", body = ErrorBody),
+        (status = 403, description = "`reverification_required`, or an impersonated session", body = ErrorBody),
         (status = 409, description = "The second factor is off", body = ErrorBody),
     )
 )]
@@ -120,6 +124,7 @@ pub async fn regenerate_backup_codes(
     state: web::Data<AppState>,
     fresh: Reverified<MFA_REVERIFY_MINUTES>,
 ) -> AppResult<HttpResponse> {
+    fresh.forbid_impersonation()?;
     let user = current_user(&state, &fresh).await?;
     let codes = second_factor::regenerate_backup_codes(&state, &user).await?;
     Ok(HttpResponse::Ok()

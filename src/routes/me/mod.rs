@@ -26,6 +26,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(account::request_verification)
         .service(account::verify_email)
         .service(account::change_password)
+        .service(account::update_profile)
+        .service(account::delete_account)
         .service(invitations::my_invitations)
         .service(invitations::accept_mine)
         .service(invitations::accept_ticket)
