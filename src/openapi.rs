@@ -10,6 +10,7 @@ use utoipa_actix_web::AppExt;
 
 /// Security scheme of the session token (`Authorization: Bearer <jwt>`).
 pub const SESSION_TOKEN: &str = "session_token";
+pub const API_KEY: &str = "api_key";
 /// Security scheme of the Backend API (`Authorization: Bearer <SECRET_KEY>`).
 pub const SECRET_KEY: &str = "secret_key";
 /// Security scheme of the `__client` cookie used by the client API.
@@ -59,6 +60,19 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "The Backend API secret key (`SECRET_KEY`; printed at start in development).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("gk_…")
+                    .description(Some(
+                        "An organization API key (`POST /api/admin/api-keys`): its scopes are its permissions; \
+                         it reaches the item routes and `GET /api/me` only.",
                     ))
                     .build(),
             ),

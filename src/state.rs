@@ -120,6 +120,7 @@ impl AppState {
             metrics: metrics.clone(),
             tokens: tokens.clone(),
             db: db.clone(),
+            api_keys: Default::default(),
         });
         let mailer = Arc::new(Mailer::from_config(&config.email)?);
         Ok(Self {

@@ -22,6 +22,10 @@ pub enum SignedOutReason {
     SessionStopped,
     /// A Clerk token, and Clerk's keys cannot be fetched (and none are cached).
     KeysUnavailable,
+    /// A `gk_…` key that is unknown, revoked or expired.
+    InvalidApiKey,
+    /// An API key could not be looked up (the database is away for a moment).
+    Unavailable,
 }
 
 impl SignedOutReason {
@@ -33,6 +37,10 @@ impl SignedOutReason {
                 AppError::SessionExpired("the session token is older than MAX_TOKEN_AGE: refresh it".to_owned())
             }
             Self::SessionStopped => AppError::Unauthorized("the session has been signed out or revoked".to_owned()),
+            Self::InvalidApiKey => AppError::Unauthorized("invalid API key: unknown, revoked or expired".to_owned()),
+            Self::Unavailable => {
+                AppError::ServiceUnavailable("the database is unavailable for a moment: retry shortly".to_owned())
+            }
             Self::KeysUnavailable => AppError::ServiceUnavailable(
                 "Clerk's signing keys cannot be fetched right now: retry shortly".to_owned(),
             ),
@@ -57,7 +65,18 @@ pub enum Check<'a> {
 /// The signed-in session, decoded from its token without touching the database.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuthObject {
+    /// `user` (a session token) or `api_key` (an organization's `gk_…` key).
+    #[schema(example = "user")]
+    pub actor_type: &'static str,
+    /// The signed-in user; `null` for an API key.
+    #[serde(rename = "user_id")]
     #[schema(example = "user_01jd3m5x0e8k2q9v7w4h6r1t3y")]
+    pub public_user_id: Option<String>,
+    /// The key, for an API key (`ak_…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    /// The principal: the user's id, or the key's (rate limits, item ownership).
+    #[serde(skip)]
     pub user_id: String,
     #[schema(example = "sess_01jd3m5x0e8k2q9v7w4h6r1t3y")]
     pub session_id: String,
@@ -108,6 +127,9 @@ impl AuthObject {
             None => (None, None, None, Vec::new()),
         };
         Self {
+            actor_type: "user",
+            public_user_id: Some(claims.sub.clone()),
+            api_key_id: None,
             user_id: claims.sub.clone(),
             session_id: claims.sid.clone(),
             org_id,
@@ -123,6 +145,34 @@ impl AuthObject {
             second_factor_age_minutes: claims.fva.map(|fva| fva[1]).filter(|m| *m >= 0),
             user_id_header: HeaderValue::from_str(&claims.sub).ok(),
         }
+    }
+
+    /// An organization's API key: its scopes are its permissions; its id stands for the
+    /// user (principal) and for the session (revocation).
+    pub fn from_api_key(key: &crate::db::api_keys::ApiKey, now_secs: i64) -> Self {
+        Self {
+            actor_type: "api_key",
+            public_user_id: None,
+            api_key_id: Some(key.id.clone()),
+            user_id: key.id.clone(),
+            session_id: key.id.clone(),
+            org_id: Some(key.organization_id.clone()),
+            org_role: None,
+            org_slug: None,
+            org_permissions: key.scopes.clone(),
+            actor: None,
+            session_claims: RawValue::from_string("{}".to_owned()).expect("{} is JSON"),
+            issued_at: now_secs,
+            expires_at: key.expire_at.map_or(i64::MAX, |ms| ms / 1000),
+            factor_age_minutes: None,
+            second_factor_age_minutes: None,
+            user_id_header: None,
+        }
+    }
+
+    /// Whether an organization API key (not a user) is calling.
+    pub fn is_api_key(&self) -> bool {
+        self.api_key_id.is_some()
     }
 
     /// This object as JSON (`GET /api/me`).

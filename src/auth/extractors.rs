@@ -165,6 +165,12 @@ impl<P: Permission> Deref for RequirePermission<P> {
 
 impl<P: Permission> RequirePermission<P> {
     async fn check(org: OrgAuth, db: &Db) -> Result<Self, AppError> {
+        if org.is_api_key() {
+            // A key's scopes are its permissions (fixed when it was made; a revoked key
+            // never gets this far). No role: it holds nothing else.
+            decide_key(&org.org_permissions, P::NAME)?;
+            return Ok(Self(org, PhantomData));
+        }
         let membership = memberships::org_context(&db.pool, &org.user_id, &org.org_id).await?;
         let membership = membership.map(|m| (m.role, m.permissions));
         decide(membership.as_ref(), P::NAME)?;
@@ -186,6 +192,18 @@ pub fn decide(membership: Option<&(String, Vec<String>)>, permission: &str) -> R
         None => Err(AppError::Forbidden(
             "you are not a member of the active organization".to_owned(),
         )),
+    }
+}
+
+/// The rule for an API key: the permission must be one of its scopes (a key is no
+/// member: [`MEMBERSHIP`] alone does not let it in).
+pub fn decide_key(scopes: &[String], permission: &str) -> Result<(), AppError> {
+    if permission != MEMBERSHIP && scopes.iter().any(|s| s == permission) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "this API key lacks the scope {permission}"
+        )))
     }
 }
 
@@ -249,6 +267,9 @@ impl<P: Permission> DataScope<P> {
         let Some(org_id) = &self.auth.org_id else {
             return Ok(items::list(&self.db.pool, &self.scope().await?, page).await?);
         };
+        if self.auth.is_api_key() {
+            return Ok(items::list(&self.db.pool, &self.scope().await?, page).await?);
+        }
         let member = items::list_for_member(&self.db.pool, org_id, &self.auth.user_id, page).await?;
         let membership = member.as_ref().map(|m| (m.role.clone(), m.permissions.clone()));
         decide(membership.as_ref(), P::NAME)?;

@@ -12,6 +12,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 
+use super::api_keys::{self, ApiKeyCache};
 use super::authenticator::Authenticator;
 use super::context::{AuthObject, AuthState, Check, SignedOutReason};
 use super::cookies::{ClientCookie, SESSION_COOKIE};
@@ -39,6 +40,8 @@ pub struct Guard {
     /// Mints the handshake's fresh token.
     pub tokens: Arc<TokenMinter>,
     pub db: Db,
+    /// Organization API keys looked up recently.
+    pub api_keys: ApiKeyCache,
 }
 
 /// Where the request's token came from.
@@ -140,6 +143,11 @@ async fn protect<B: MessageBody>(
             };
             Err(AppError::Forbidden(message.to_owned()).error_response())
         }
+        // An API key reaches the org data routes and `GET /api/me`, nothing else.
+        (AuthState::SignedIn(auth), _) if auth.is_api_key() && !key_may_use(req.method(), path) => Err(
+            AppError::Forbidden("an API key can call the item routes (/api/items…) and GET /api/me only".to_owned())
+                .error_response(),
+        ),
         (AuthState::SignedIn(_), _) => Ok(()),
     };
     if let Err(response) = decision {
@@ -217,8 +225,18 @@ async fn handshake(req: &ServiceRequest, state: &Guard, now: i64) -> Option<(Arc
     Some((auth, jwt))
 }
 
+/// The routes an API key may call: the org data routes, and `GET /api/me`.
+fn key_may_use(method: &Method, path: &str) -> bool {
+    path == "/api/items" || path.starts_with("/api/items/") || (path == "/api/me" && method == Method::GET)
+}
+
 async fn resolve(state: &Guard, token: &str, now: i64) -> AuthState {
-    match state.authenticator.authenticate(token, now).await {
+    let authenticated = if token.starts_with(api_keys::PREFIX) {
+        state.api_keys.authenticate(&state.db, token, now * 1000).await
+    } else {
+        state.authenticator.authenticate(token, now).await
+    };
+    match authenticated {
         // Revoked sessions are refused on their next request, whatever the token's `exp`.
         Ok(auth) if state.revocations.contains(&auth.session_id) => {
             AuthState::SignedOut(SignedOutReason::SessionStopped)

@@ -3,6 +3,7 @@
 //! throttles and rate limits, revocation, cookies and token minting. It reads the
 //! database through `db` and never imports the HTTP routes or the services above it.
 
+pub mod api_keys;
 pub mod authenticator;
 pub mod clerk;
 pub mod client_session;

@@ -81,9 +81,12 @@ impl RevocationList {
         self.len() == 0
     }
 
-    /// Reads the sessions that stopped within the window (start-up, reconnects, timer).
+    /// Reads the sessions that stopped, and the API keys revoked, within the window
+    /// (start-up, reconnects, timer).
     pub async fn catch_up(&self, db: &Db) -> Result<usize, sqlx::Error> {
-        let ids = sessions::stopped_since(&db.pool, now_ms() - self.window_ms).await?;
+        let since = now_ms() - self.window_ms;
+        let mut ids = sessions::stopped_since(&db.pool, since).await?;
+        ids.extend(crate::db::api_keys::revoked_since(&db.pool, since).await?);
         self.insert(ids.iter().map(String::as_str));
         Ok(ids.len())
     }

@@ -31,6 +31,7 @@ pub fn migrator() -> Migrator {
         8 => "0008_invitations",
         9 => "0009_second_factor",
         10 => "0010_users_admin",
+        11 => "0011_api_keys",
     ])
 }
 

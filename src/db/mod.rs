@@ -2,6 +2,7 @@
 //! (sqlx `Any`). Handlers never build SQL; every function here takes what scopes it.
 
 pub mod actor_tokens;
+pub mod api_keys;
 pub mod clients;
 pub mod codes;
 pub mod emails;

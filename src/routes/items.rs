@@ -81,7 +81,7 @@ fn if_match(req: &HttpRequest) -> AppResult<Option<i64>> {
 /// The items of the active organization, or the caller's personal items, newest first.
 #[utoipa::path(
     tag = "items",
-    security(("session_token" = ["org:data:read"])),
+    security(("session_token" = ["org:data:read"]), ("api_key" = ["org:data:read"])),
     params(PageQuery),
     responses(
         (status = 200, body = Page<Item>),
@@ -118,7 +118,7 @@ pub struct CreateItem {
 /// organization) is 409 `conflict`.
 #[utoipa::path(
     tag = "items",
-    security(("session_token" = ["org:data:write"])),
+    security(("session_token" = ["org:data:write"]), ("api_key" = ["org:data:write"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     request_body = CreateItem,
     responses(
@@ -201,7 +201,7 @@ fn replay(stored: StoredResponse) -> AppResult<HttpResponse> {
 /// One item of the current scope; any other item is 404.
 #[utoipa::path(
     tag = "items",
-    security(("session_token" = ["org:data:read"])),
+    security(("session_token" = ["org:data:read"]), ("api_key" = ["org:data:read"])),
     params(("id" = String, Path)),
     responses(
         (status = 200, body = Item, headers(("ETag" = String))),
@@ -236,7 +236,7 @@ pub struct UpdateItem {
 /// version; another is 409 and nothing changes.
 #[utoipa::path(
     tag = "items",
-    security(("session_token" = ["org:data:write"])),
+    security(("session_token" = ["org:data:write"]), ("api_key" = ["org:data:write"])),
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version you read, e.g. \"3\"")),
     request_body = UpdateItem,
     responses(
@@ -300,7 +300,7 @@ async fn update_item(
 /// Deletes an item (in an organization: `org:data:delete`).
 #[utoipa::path(
     tag = "items",
-    security(("session_token" = ["org:data:delete"])),
+    security(("session_token" = ["org:data:delete"]), ("api_key" = ["org:data:delete"])),
     params(("id" = String, Path)),
     responses(
         (status = 204),

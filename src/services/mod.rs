@@ -2,6 +2,7 @@
 //! function: the transaction, the change, its events, the commit, and what must be
 //! announced after it. Handlers extract and validate; services change state.
 
+pub mod api_keys;
 pub mod email_flows;
 pub mod idempotency;
 pub mod invitations;

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod administration;
+mod api_keys;
 mod backend_api;
 mod bad_input;
 mod browser;

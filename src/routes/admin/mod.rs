@@ -2,6 +2,7 @@
 //! the handlers say so again with [`crate::auth::extractors::RequireAdmin`] (the token's
 //! role) or [`crate::auth::extractors::RequirePermission`] (the membership as it is now).
 
+mod api_keys;
 mod invitations;
 mod members;
 mod organization;
@@ -10,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     members::configure(cfg);
+    api_keys::configure(cfg);
     invitations::configure(cfg);
     organization::configure(cfg);
 }

@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// The auth object of this request, decoded from the session token (no database read).
 #[utoipa::path(
     tag = "me",
-    security(("session_token" = [])),
+    security(("session_token" = []), ("api_key" = [])),
     responses((status = 200, body = AuthObject), (status = 401, body = ErrorBody))
 )]
 #[get("/me")]
