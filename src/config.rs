@@ -94,6 +94,8 @@ pub struct Config {
     pub webhook_retry_base: Duration,
     /// How long finished rows (sessions, webhook deliveries, events, receipts, …) are kept.
     pub retention: Duration,
+    /// How long audit entries are kept (`AUDIT_RETENTION_DAYS`, default 365).
+    pub audit_retention: Duration,
     /// HTTP worker threads (`WORKERS`; default: one per physical core).
     pub workers: Option<usize>,
     pub email: EmailConfig,
@@ -217,6 +219,10 @@ impl Config {
         let trust_proxy_headers = parse_or(&var, "TRUST_PROXY_HEADERS", false, &mut problems);
         let webhook_retry_base = Duration::from_millis(parse_or(&var, "WEBHOOK_RETRY_BASE_MS", 5000u64, &mut problems));
         let retention_days = parse_or(&var, "RETENTION_DAYS", 30u64, &mut problems);
+        let audit_retention_days = parse_or(&var, "AUDIT_RETENTION_DAYS", 365u64, &mut problems);
+        if audit_retention_days == 0 {
+            problems.push("AUDIT_RETENTION_DAYS: must be at least 1".to_owned());
+        }
         if retention_days == 0 {
             problems.push("RETENTION_DAYS: must be at least 1".to_owned());
         }
@@ -332,6 +338,7 @@ impl Config {
             clerk,
             webhook_retry_base,
             retention: Duration::from_secs(retention_days * 86_400),
+            audit_retention: Duration::from_secs(audit_retention_days * 86_400),
             workers,
             email,
             invitation_lifetime,

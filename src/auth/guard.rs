@@ -26,6 +26,7 @@ use crate::clock::now_secs;
 use crate::config::Config;
 use crate::cors;
 use crate::db::Db;
+use crate::db::audit::{self, Principal, RequestContext as AuditContext};
 use crate::error::AppError;
 use crate::telemetry::Metrics;
 
@@ -187,8 +188,28 @@ async fn protect<B: MessageBody>(
         return Ok(req.into_response(response).map_into_right_body());
     }
 
+    // Who acts and from where, for the audit entries the handler writes.
+    let context = AuditContext {
+        principal: signed_in.as_ref().map(|auth| Principal {
+            kind: auth.actor_type,
+            id: auth.user_id.clone(),
+            impersonator: auth
+                .actor
+                .as_ref()
+                .and_then(|actor| actor.get("sub"))
+                .and_then(|sub| sub.as_str())
+                .map(str::to_owned),
+        }),
+        backend: class == RouteClass::Backend,
+        ip: Some(client_ip(req.request(), state.config.trust_proxy_headers)),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+    };
     req.extensions_mut().insert(resolved);
-    let mut response = next.call(req).await?;
+    let mut response = audit::CONTEXT.scope(context, next.call(req)).await?;
     if let Some(status) = rate {
         add_rate_headers(response.response_mut(), status);
     }

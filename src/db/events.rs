@@ -59,7 +59,8 @@ pub const ALL_TYPES: &[&str] = &[
 /// transaction, so it arrives when the event is committed.
 pub const OUTBOX_CHANNEL: &str = "gatehouse_outbox";
 
-/// Records an event and, in the same transaction, one pending delivery per endpoint
+/// Records an event (and its audit entry, when it is of an audited kind) and, in the
+/// same transaction, one pending delivery per endpoint
 /// subscribed to its type; on PostgreSQL, when there is a delivery, a `NOTIFY` that
 /// wakes the outbox workers as the transaction commits.
 #[tracing::instrument(skip(conn, data))]
@@ -83,6 +84,19 @@ pub async fn record(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    // Every event of an audited kind is also an audit entry, in the same transaction.
+    if let Some((kind, target, small)) = super::audit::from_event(event_type, data) {
+        super::audit::record(
+            &mut *conn,
+            event_type,
+            Some((kind, &target)),
+            organization_id,
+            user_id,
+            &small,
+            now,
+        )
+        .await?;
+    }
     let deliveries = super::webhooks::fan_out(&mut *conn, &id, event_type, now).await?;
     if deliveries > 0 && conn.backend_name() == "PostgreSQL" {
         sqlx::query("SELECT pg_notify($1, '')")

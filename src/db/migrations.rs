@@ -32,6 +32,7 @@ pub fn migrator() -> Migrator {
         9 => "0009_second_factor",
         10 => "0010_users_admin",
         11 => "0011_api_keys",
+        12 => "0012_audit_log",
     ])
 }
 

@@ -3,6 +3,7 @@
 
 pub mod actor_tokens;
 pub mod api_keys;
+pub mod audit;
 pub mod clients;
 pub mod codes;
 pub mod emails;

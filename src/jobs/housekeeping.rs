@@ -42,6 +42,25 @@ pub async fn run_once(state: &AppState, now: i64) {
     if let Err(e) = idempotency::purge_expired(&state.db.pool, now).await {
         tracing::warn!(error = %e, "could not purge expired idempotency keys");
     }
+    let audit_cutoff = now - state.config.audit_retention.as_millis() as i64;
+    let mut deleted = 0;
+    for _ in 0..MAX_BATCHES {
+        match crate::db::audit::purge(&state.db.pool, audit_cutoff, BATCH).await {
+            Ok(n) => {
+                deleted += n;
+                if n < BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit retention batch failed");
+                break;
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, "retention: deleted old audit entries");
+    }
     let cutoff = now - state.config.retention.as_millis() as i64;
     for purge in PURGES {
         let mut deleted = 0;

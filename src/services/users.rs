@@ -68,6 +68,8 @@ pub async fn set_banned(state: &AppState, user_id: &str, banned: bool) -> AppRes
             .ok_or_else(no_such_user);
     };
     record_user(&mut tx, events::USER_UPDATED, &user, now).await?;
+    let action = if banned { "user.banned" } else { "user.unbanned" };
+    crate::services::email_flows::audit_user(&mut tx, action, user_id, now).await?;
     let stopped = match banned {
         true => Some(sessions::revoke_all_for_user_in(&mut tx, user_id, None, now).await?),
         false => None,
@@ -242,6 +244,17 @@ pub async fn accept_actor_ticket(
     let Some(user) = users::find_by_id(&mut *tx, &token.user_id).await? else {
         return Ok(None);
     };
+    let data = serde_json::json!({"actor": token.actor, "actor_token_id": token.id});
+    crate::db::audit::record(
+        &mut *tx,
+        "impersonation.started",
+        Some(("user", &user.id)),
+        None,
+        Some(&user.id),
+        &data,
+        now,
+    )
+    .await?;
     let outcome = complete_impersonated(state, tx, client_id, user, &token.actor, ctx, now).await?;
     if let SignInOutcome::Complete { session, .. } = &outcome {
         actor_tokens::set_session(&state.db.pool, &id, &session.id).await?;

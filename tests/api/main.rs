@@ -5,6 +5,7 @@ mod helpers;
 
 mod administration;
 mod api_keys;
+mod audit;
 mod backend_api;
 mod bad_input;
 mod browser;

@@ -3,6 +3,7 @@
 //! role) or [`crate::auth::extractors::RequirePermission`] (the membership as it is now).
 
 mod api_keys;
+mod audit_log;
 mod invitations;
 mod members;
 mod organization;
@@ -12,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(cfg: &mut ServiceConfig) {
     members::configure(cfg);
     api_keys::configure(cfg);
+    audit_log::configure(cfg);
     invitations::configure(cfg);
     organization::configure(cfg);
 }

@@ -237,9 +237,12 @@ async fn create_template(
     };
     apply(&mut template, input)?;
     let name = template.name.clone();
-    jwt_templates::upsert(&state.db.pool, &template)
+    let mut tx = state.db.pool.begin().await?;
+    jwt_templates::upsert(&mut *tx, &template)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("a JWT template named `{name}` exists")))?;
+    audit_template(&mut tx, "jwtTemplate.created", &template).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(template))
 }
 
@@ -284,9 +287,12 @@ async fn update_template(
     apply(&mut template, body.into_inner())?;
     template.updated_at = now_ms();
     let name = template.name.clone();
-    jwt_templates::upsert(&state.db.pool, &template)
+    let mut tx = state.db.pool.begin().await?;
+    jwt_templates::upsert(&mut *tx, &template)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("a JWT template named `{name}` exists")))?;
+    audit_template(&mut tx, "jwtTemplate.updated", &template).await?;
+    tx.commit().await?;
     Ok(web::Json(template))
 }
 
@@ -303,7 +309,10 @@ async fn delete_template(
     id: web::Path<JwtTemplateId>,
 ) -> AppResult<HttpResponse> {
     let template = find(&state, &id).await?;
-    jwt_templates::delete(&state.db.pool, &template.id).await?;
+    let mut tx = state.db.pool.begin().await?;
+    jwt_templates::delete(&mut *tx, &template.id).await?;
+    audit_template(&mut tx, "jwtTemplate.deleted", &template).await?;
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -353,4 +362,20 @@ async fn put_session_template(
     }
     jwt_templates::set_session_template(&state.db.pool, &claims, now_ms()).await?;
     Ok(web::Json(SessionTemplate { claims }))
+}
+
+/// The audit entry of a template change (in its transaction).
+async fn audit_template(tx: &mut crate::db::Transaction, action: &str, template: &JwtTemplate) -> AppResult<()> {
+    let data = serde_json::json!({"name": template.name});
+    crate::db::audit::record(
+        &mut **tx,
+        action,
+        Some(("jwtTemplate", &template.id)),
+        None,
+        None,
+        &data,
+        now_ms(),
+    )
+    .await?;
+    Ok(())
 }

@@ -117,7 +117,20 @@ async fn create_endpoint(
         created_at: now_ms(),
         secret: secret.clone(),
     };
-    webhooks::insert_endpoint(&state.db.pool, &endpoint).await?;
+    let mut tx = state.db.pool.begin().await?;
+    webhooks::insert_endpoint(&mut *tx, &endpoint).await?;
+    let data = serde_json::json!({"url": endpoint.url});
+    crate::db::audit::record(
+        &mut *tx,
+        "webhookEndpoint.created",
+        Some(("webhookEndpoint", &endpoint.id)),
+        None,
+        None,
+        &data,
+        crate::clock::now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(HttpResponse::Created().json(CreatedEndpoint { endpoint, secret }))
 }
 
@@ -154,7 +167,20 @@ async fn delete_endpoint(
     _key: BackendKey,
     id: web::Path<WebhookEndpointId>,
 ) -> AppResult<HttpResponse> {
-    if webhooks::delete_endpoint(&state.db.pool, &id).await? {
+    let mut tx = state.db.pool.begin().await?;
+    if webhooks::delete_endpoint(&mut *tx, &id).await? {
+        let data = serde_json::json!({});
+        crate::db::audit::record(
+            &mut *tx,
+            "webhookEndpoint.deleted",
+            Some(("webhookEndpoint", &id)),
+            None,
+            None,
+            &data,
+            crate::clock::now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(AppError::NotFound(format!("no webhook endpoint `{id}`")))

@@ -292,6 +292,18 @@ pub async fn sign_in(
     let matches = verify_password(body.password, stored_hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         state.throttle.record_failure(&email_key, &ctx.ip).await;
+        // The email, never the password; the target when the email is an account's.
+        let target = users::find_by_email(&state.db.pool, &body.email).await?;
+        crate::db::audit::record(
+            &state.db.pool,
+            "sign_in.failed",
+            target.as_ref().map(|u| ("user", u.id.as_str())),
+            None,
+            None,
+            &serde_json::json!({"email": body.email.trim().chars().take(254).collect::<String>()}),
+            now_ms(),
+        )
+        .await?;
         state.metrics.incr("sign_in_failures");
         return Err(AppError::Unauthorized("invalid email or password".to_owned()));
     };
