@@ -140,11 +140,23 @@ async function renderMembers(me) {
     return;
   }
   const isAdmin = me.org_role === "org:admin";
-  const [members, roles, pending] = await Promise.all([
+  const [members, roles, pending, audit] = await Promise.all([
     call("GET", "/api/org/members?limit=100"),
     call("GET", "/api/org/roles"),
     isAdmin ? call("GET", "/api/admin/invitations?status=pending&limit=100") : Promise.resolve({ data: [] }),
+    isAdmin ? call("GET", "/api/admin/audit-log?limit=20") : Promise.resolve({ data: [] }),
   ]);
+  $("audit-section").hidden = !isAdmin;
+  $("audit-log").replaceChildren(...audit.data.map((entry) => {
+    const li = document.createElement("li");
+    li.className = "card";
+    li.dataset.action = entry.action;
+    const who = entry.actor.id ? `${entry.actor.type} ${entry.actor.id}` : entry.actor.type;
+    const by = entry.actor.impersonator ? ` (impersonated by ${entry.actor.impersonator})` : "";
+    const what = entry.target ? ` → ${entry.target.type} ${entry.target.id}` : "";
+    li.append(line(entry.action, `${who}${by}${what} · ${entry.ip_address || "?"} · ${when(entry.created_at)}`));
+    return li;
+  }));
   const roleKeys = roles.data.map((r) => r.key);
   $("members").replaceChildren(...members.data.map((member) => {
     const li = document.createElement("li");

@@ -259,6 +259,12 @@ async fn invite_and_accept_through_the_pages() {
     admin.goto(&app.url("/account")).await;
     admin
         .wait_for(
+            "the organization's activity",
+            "return [...document.querySelectorAll('#audit-log li')].some(li => li.dataset.action === 'organizationInvitation.accepted')",
+        )
+        .await;
+    admin
+        .wait_for(
             "Bob listed",
             &format!(
                 "return [...document.querySelectorAll('#members li')].some(li => li.dataset.memberEmail === '{bob}') \
