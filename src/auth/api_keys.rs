@@ -25,18 +25,31 @@ pub fn new_secret() -> String {
     format!("{PREFIX}{}", crate::ids::random_token(32))
 }
 
-/// What is stored of a secret.
+/// What is stored of a secret: its SHA-256, hex.
 pub fn hash(secret: &str) -> String {
-    digest::digest(&digest::SHA256, secret.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&digest_of(secret))
+}
+
+fn digest_of(secret: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, secret.as_bytes()).as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[derive(Default)]
 pub struct ApiKeyCache {
-    entries: DashMap<String, (Arc<AuthObject>, i64), foldhash::fast::RandomState>,
+    /// By the secret's digest (no allocation on a hit).
+    entries: DashMap<[u8; 32], (Arc<AuthObject>, i64), foldhash::fast::RandomState>,
 }
 
 impl ApiKeyCache {
@@ -46,17 +59,17 @@ impl ApiKeyCache {
         if secret.len() > 128 || !secret.starts_with(PREFIX) {
             return Err(SignedOutReason::InvalidApiKey);
         }
-        let hashed = hash(secret);
-        if let Some(entry) = self.entries.get(&hashed)
+        let digest = digest_of(secret);
+        if let Some(entry) = self.entries.get(&digest)
             && now_ms - entry.1 < CACHE_TTL_MS
             && entry.0.expires_at > now_ms / 1000
         {
             return Ok(entry.0.clone());
         }
-        let key = match api_keys::authenticate(&db.pool, &hashed, now_ms).await {
+        let key = match api_keys::authenticate(&db.pool, &hex(&digest), now_ms).await {
             Ok(Some(key)) => key,
             Ok(None) => {
-                self.entries.remove(&hashed);
+                self.entries.remove(&digest);
                 return Err(SignedOutReason::InvalidApiKey);
             }
             Err(e) => {
@@ -69,7 +82,7 @@ impl ApiKeyCache {
             self.entries.retain(|_, entry| now_ms - entry.1 < CACHE_TTL_MS);
         }
         if self.entries.len() < MAX_CACHED_KEYS {
-            self.entries.insert(hashed, (auth.clone(), now_ms));
+            self.entries.insert(digest, (auth.clone(), now_ms));
         }
         Ok(auth)
     }
