@@ -187,6 +187,28 @@ pub async fn record<'e>(
     Ok(())
 }
 
+/// A failed sign-in (`sign_in.failed`): the email, never the secret; the user as target
+/// when the address is an account's; `factor` says which proof failed.
+pub async fn sign_in_failed<'e>(
+    ex: impl Exec<'e>,
+    email: &str,
+    user_id: Option<&str>,
+    factor: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let data = json!({"email": email.trim().chars().take(254).collect::<String>(), "factor": factor});
+    record(
+        ex,
+        "sign_in.failed",
+        user_id.map(|id| ("user", id)),
+        None,
+        None,
+        &data,
+        now,
+    )
+    .await
+}
+
 /// The audit entry of an event of an audited kind: its target and a small `data`.
 pub fn from_event(event_type: &str, data: &Value) -> Option<(&'static str, String, Value)> {
     let id = |field: &str| data.get(field).and_then(Value::as_str).map(str::to_owned);

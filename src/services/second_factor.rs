@@ -45,6 +45,13 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::BackupCode => "backup_code",
+        }
+    }
+
     /// `totp` or `backup_code`; anything else is 422 `fields.strategy`.
     pub fn parse(value: &str) -> AppResult<Self> {
         match value {

@@ -10,6 +10,7 @@ use crate::auth::codes::Purpose;
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::db::actor_tokens::{self, ActorToken};
+use crate::db::audit;
 use crate::db::users::{self, NewUser, User, UserChange};
 use crate::db::{Transaction, events, memberships};
 use crate::error::{AppError, AppResult, ResultExt};
@@ -244,18 +245,34 @@ pub async fn accept_actor_ticket(
     let Some(user) = users::find_by_id(&mut *tx, &token.user_id).await? else {
         return Ok(None);
     };
+    // From here the actions are the impersonated user's, done by the impersonator: the
+    // audit entries (this one and the new session's) say so.
+    let outer = audit::CONTEXT.try_with(Clone::clone).unwrap_or_default();
+    let context = audit::RequestContext {
+        principal: Some(audit::Principal {
+            kind: "user",
+            id: user.id.clone(),
+            impersonator: token.actor.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
+        }),
+        ..outer
+    };
     let data = serde_json::json!({"actor": token.actor, "actor_token_id": token.id});
-    crate::db::audit::record(
-        &mut *tx,
-        "impersonation.started",
-        Some(("user", &user.id)),
-        None,
-        Some(&user.id),
-        &data,
-        now,
-    )
-    .await?;
-    let outcome = complete_impersonated(state, tx, client_id, user, &token.actor, ctx, now).await?;
+    let user_id = user.id.clone();
+    let outcome = audit::CONTEXT
+        .scope(context, async move {
+            audit::record(
+                &mut *tx,
+                "impersonation.started",
+                Some(("user", &user_id)),
+                None,
+                Some(&user_id),
+                &data,
+                now,
+            )
+            .await?;
+            complete_impersonated(state, tx, client_id, user, &token.actor, ctx, now).await
+        })
+        .await?;
     if let SignInOutcome::Complete { session, .. } = &outcome {
         actor_tokens::set_session(&state.db.pool, &id, &session.id).await?;
     }

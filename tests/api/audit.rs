@@ -102,6 +102,7 @@ async fn a_scripted_scenario_is_audited(database: TestDb) {
     let failure = find(&all, "sign_in.failed");
     assert_eq!(failure["target"], json!({"type": "user", "id": bob.signed.user_id}));
     assert_eq!(failure["data"]["email"], bob.email.as_str());
+    assert_eq!(failure["data"]["factor"], "password");
     assert!(!failure.to_string().contains("not the password"), "never the password");
 
     let invitation = find(&all, "organizationInvitation.created");
@@ -225,6 +226,12 @@ async fn a_scripted_scenario_is_audited(database: TestDb) {
     let started = find(&all, "impersonation.started");
     assert_eq!(started["target"]["id"], ada.signed.user_id.as_str());
     assert_eq!(started["data"]["actor"]["sub"], "support_ana");
+    assert_eq!(started["actor"]["impersonator"], "support_ana");
+    assert!(
+        all.iter()
+            .any(|e| e["action"] == "session.created" && e["actor"]["impersonator"] == "support_ana"),
+        "the impersonated session's sign-in names the impersonator"
+    );
     let update = all
         .iter()
         .find(|e| e["action"] == "user.updated" && e["actor"]["impersonator"] == "support_ana")

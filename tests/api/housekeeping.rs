@@ -72,28 +72,40 @@ async fn retention_deletes_old_rows_and_keeps_pending_ones(database: TestDb) {
         &[],
     )
     .await;
+    // In one transaction: the app's own housekeeping runs in the background, and an old
+    // event without its delivery yet is one it may delete between two statements.
+    let mut tx = app.state.db.pool.begin().await.unwrap();
     for (event, at) in [
         ("msg_old_done", &old),
         ("msg_old_pending", &old),
         ("msg_recent", &recent),
     ] {
-        exec(
-            &app,
+        sqlx::query(
             "INSERT INTO events (id, type, payload, created_at) VALUES ($1, 'item.created', '{}', CAST($2 AS BIGINT))",
-            &[event, at],
         )
-        .await;
+        .bind(event)
+        .bind(at.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     }
-    exec(&app, "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_at, locked_until, created_at, updated_at)
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_at, locked_until, created_at, updated_at)
                 VALUES ('d_done', 'msg_old_done', 'whep_1', 'delivered', 1, CAST($1 AS BIGINT), 0, 0, 0),
-                       ('d_pending', 'msg_old_pending', 'whep_1', 'pending', 3, CAST($1 AS BIGINT), 0, 0, 0)", &[&old]).await;
-    exec(
-        &app,
+                       ('d_pending', 'msg_old_pending', 'whep_1', 'pending', 3, CAST($1 AS BIGINT), 0, 0, 0)",
+    )
+    .bind(old.as_str())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
         "INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, event_id, attempt, duration_ms, created_at)
                 VALUES ('att_1', 'd_done', 'whep_1', 'msg_old_done', 1, 5, 0)",
-        &[],
     )
-    .await;
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     exec(&app, "INSERT INTO webhook_receipts (message_id, event_type, received_at)
                 VALUES ('svix_old', 'user.created', CAST($1 AS BIGINT)), ('svix_recent', 'user.created', CAST($2 AS BIGINT))", &[&old, &recent]).await;
     // Sessions: an old ended one on a client of its own, and the live one.

@@ -387,6 +387,14 @@ async fn attempts_end_after_five_tries_or_ten_minutes(database: TestDb) {
         "unauthorized",
     )
     .await;
+    // Each wrong code is a failed sign-in in the audit log (never the code).
+    let failures = app
+        .count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'sign_in.failed' AND target_id = $1",
+            &ada.signed.user_id,
+        )
+        .await;
+    assert_eq!(failures, 5);
 
     // Four wrong tries leave one: the right code still works.
     let attempt = attempt_on(&app, &device, &ada.email).await;

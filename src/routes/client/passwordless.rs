@@ -86,6 +86,9 @@ pub async fn sign_in_with_code(
     let Some((tx, user)) = email_flows::check_sign_in_code(&state, &body.email, &body.code, now).await? else {
         state.throttle.record_failure(&email_key, &ctx.ip).await;
         state.metrics.incr("sign_in_failures");
+        let target = crate::db::users::find_by_email(&state.db.pool, &body.email).await?;
+        let target = target.as_ref().map(|u| u.id.as_str());
+        crate::db::audit::sign_in_failed(&state.db.pool, &body.email, target, "email_code", now).await?;
         return Err(AppError::Unauthorized("invalid email or code".to_owned()));
     };
     state.throttle.record_success(&email_key).await;

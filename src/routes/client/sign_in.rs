@@ -294,16 +294,8 @@ pub async fn sign_in(
         state.throttle.record_failure(&email_key, &ctx.ip).await;
         // The email, never the password; the target when the email is an account's.
         let target = users::find_by_email(&state.db.pool, &body.email).await?;
-        crate::db::audit::record(
-            &state.db.pool,
-            "sign_in.failed",
-            target.as_ref().map(|u| ("user", u.id.as_str())),
-            None,
-            None,
-            &serde_json::json!({"email": body.email.trim().chars().take(254).collect::<String>()}),
-            now_ms(),
-        )
-        .await?;
+        let target = target.as_ref().map(|u| u.id.as_str());
+        crate::db::audit::sign_in_failed(&state.db.pool, &body.email, target, "password", now_ms()).await?;
         state.metrics.incr("sign_in_failures");
         return Err(AppError::Unauthorized("invalid email or password".to_owned()));
     };
@@ -374,6 +366,11 @@ pub async fn second_factor(
         .await?
         .ok_or_else(over)?;
     if !services::second_factor::check(&state, &mut tx, &attempt.user_id, strategy, &body.code, now).await? {
+        let email = crate::db::users::find_by_id(&mut *tx, &attempt.user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        crate::db::audit::sign_in_failed(&mut *tx, &email, Some(&attempt.user_id), strategy.as_str(), now).await?;
         tx.commit().await?; // the spent try counts
         state.metrics.incr("sign_in_failures");
         return Err(AppError::Unauthorized(
