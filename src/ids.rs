@@ -89,6 +89,17 @@ pub fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// Lowercase hex of bytes (digests stored as text).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
 /// True when `id` has the kind's prefix and a plausible body; used to answer 404
 /// early for ids that cannot exist.
 pub fn has_prefix(id: &str, kind: IdKind) -> bool {

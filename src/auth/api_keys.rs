@@ -27,22 +27,12 @@ pub fn new_secret() -> String {
 
 /// What is stored of a secret: its SHA-256, hex.
 pub fn hash(secret: &str) -> String {
-    hex(&digest_of(secret))
+    crate::ids::hex(&digest_of(secret))
 }
 
 fn digest_of(secret: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, secret.as_bytes()).as_ref());
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
     out
 }
 
@@ -66,7 +56,7 @@ impl ApiKeyCache {
         {
             return Ok(entry.0.clone());
         }
-        let key = match api_keys::authenticate(&db.pool, &hex(&digest), now_ms).await {
+        let key = match api_keys::authenticate(&db.pool, &crate::ids::hex(&digest), now_ms).await {
             Ok(Some(key)) => key,
             Ok(None) => {
                 self.entries.remove(&digest);

@@ -68,7 +68,7 @@ impl Codes {
         context.update(purpose.as_str().as_bytes());
         context.update(b"\0");
         context.update(secret.as_bytes());
-        context.sign().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        crate::ids::hex(context.sign().as_ref())
     }
 
     /// The keyed hash of a normalized backup code (what `backup_codes` stores).

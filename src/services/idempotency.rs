@@ -32,11 +32,7 @@ pub fn key_from(headers: &HeaderMap) -> AppResult<Option<String>> {
 
 /// A fingerprint of what a request asks for (compared on replay).
 pub fn request_hash(canonical: &serde_json::Value) -> String {
-    digest::digest(&digest::SHA256, canonical.to_string().as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::hex(digest::digest(&digest::SHA256, canonical.to_string().as_bytes()).as_ref())
 }
 
 /// A keyed request: whose keys (`owner`), which key, and the request's fingerprint.
