@@ -5,21 +5,16 @@ use actix_web::{HttpResponse, delete, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::current_user;
 use crate::auth::extractors::{Auth, Reverified};
 use crate::auth::password::{MAX_PASSWORD_BYTES, check_name, check_password_policy, verify_password};
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
-use crate::db::users::{self, User, UserChange, normalize_email};
+use crate::db::users::{User, UserChange, normalize_email};
 use crate::error::{AppError, AppResult, ErrorBody, FieldErrors};
 use crate::routes::client::Accepted;
 use crate::services::email_flows;
 use crate::state::AppState;
-
-async fn current_user(state: &AppState, auth: &Auth) -> AppResult<User> {
-    users::find_by_id(&state.db.pool, &auth.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))
-}
 
 /// Emails a fresh code to confirm the user's address (at most one a minute; the code
 /// already sent stays valid). Already verified: 409.
@@ -35,7 +30,7 @@ async fn current_user(state: &AppState, auth: &Auth) -> AppResult<User> {
 #[post("/me/email/verification")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 pub async fn request_verification(state: web::Data<AppState>, auth: Auth) -> AppResult<HttpResponse> {
-    let user = current_user(&state, &auth).await?;
+    let user = current_user(&state, &auth.user_id).await?;
     email_flows::request_verification(&state, &user, now_ms()).await?;
     Ok(HttpResponse::Accepted().json(Accepted {}))
 }
@@ -114,7 +109,7 @@ pub async fn change_password(
 ) -> AppResult<web::Json<PasswordChanged>> {
     auth.forbid_impersonation()?;
     let body = body.into_inner();
-    let user = current_user(&state, &auth).await?;
+    let user = current_user(&state, &auth.user_id).await?;
     let mut fields = FieldErrors::new();
     check_password_policy(&body.new_password, &user.email, &mut fields);
     if let Some(field) = fields.remove("password") {

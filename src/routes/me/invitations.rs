@@ -7,8 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::extractors::Auth;
 use crate::clock::now_ms;
-use crate::db::users;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppResult, ErrorBody};
 use crate::ids::{InvitationId, OrganizationId};
 use crate::services::invitations::{self, Accepted, OrganizationRef};
 use crate::state::AppState;
@@ -40,9 +39,7 @@ pub struct MyInvitations {
 #[get("/me/invitations")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 pub async fn my_invitations(state: web::Data<AppState>, auth: Auth) -> AppResult<web::Json<MyInvitations>> {
-    let user = users::find_by_id(&state.db.pool, &auth.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))?;
+    let user = super::current_user(&state, &auth.user_id).await?;
     let rows = invitations::pending_for(&state, &user.email, now_ms()).await?;
     let data = rows
         .into_iter()

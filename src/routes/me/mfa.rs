@@ -5,20 +5,14 @@ use actix_web::{HttpResponse, delete, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::current_user;
 use crate::auth::extractors::{Auth, Reverified};
-use crate::db::users::{self, User};
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppResult, ErrorBody};
 use crate::services::second_factor::{self, BackupCodes, TotpSetup};
 use crate::state::AppState;
 
 /// Second-factor changes need a password proof this recent (minutes).
 pub const MFA_REVERIFY_MINUTES: i64 = 10;
-
-async fn current_user(state: &AppState, auth: &Auth) -> AppResult<User> {
-    users::find_by_id(&state.db.pool, &auth.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))
-}
 
 /// Starts setting up an authenticator app: the seed (base32), its `otpauth://` URI and
 /// the URI as a QR code (SVG drawn by this server). Not active until
@@ -40,7 +34,7 @@ pub async fn begin_totp(
     fresh: Reverified<MFA_REVERIFY_MINUTES>,
 ) -> AppResult<HttpResponse> {
     fresh.forbid_impersonation()?;
-    let user = current_user(&state, &fresh).await?;
+    let user = current_user(&state, &fresh.user_id).await?;
     let setup = second_factor::begin_totp(&state, &user).await?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -77,7 +71,7 @@ pub async fn confirm_totp(
     body: web::Json<TotpAttempt>,
 ) -> AppResult<HttpResponse> {
     auth.forbid_impersonation()?;
-    let user = current_user(&state, &auth).await?;
+    let user = current_user(&state, &auth.user_id).await?;
     let codes = second_factor::confirm_totp(&state, &user, &auth.session_id, &body.code).await?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -125,7 +119,7 @@ pub async fn regenerate_backup_codes(
     fresh: Reverified<MFA_REVERIFY_MINUTES>,
 ) -> AppResult<HttpResponse> {
     fresh.forbid_impersonation()?;
-    let user = current_user(&state, &fresh).await?;
+    let user = current_user(&state, &fresh.user_id).await?;
     let codes = second_factor::regenerate_backup_codes(&state, &user).await?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))

@@ -38,6 +38,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(mfa::regenerate_backup_codes);
 }
 
+/// The signed-in user as stored (gone meanwhile: 404).
+async fn current_user(state: &AppState, user_id: &str) -> AppResult<User> {
+    users::find_by_id(&state.db.pool, user_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))
+}
+
 /// The auth object of this request, decoded from the session token (no database read).
 #[utoipa::path(
     tag = "me",
@@ -58,10 +65,7 @@ async fn me(auth: Auth) -> HttpResponse {
 #[get("/me/profile")]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn profile(state: web::Data<AppState>, auth: Auth) -> AppResult<web::Json<User>> {
-    let user = users::find_by_id(&state.db.pool, &auth.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("the signed-in user no longer exists".to_owned()))?;
-    Ok(web::Json(user))
+    Ok(web::Json(current_user(&state, &auth.user_id).await?))
 }
 
 #[derive(Serialize, ToSchema)]
