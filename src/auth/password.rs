@@ -60,6 +60,23 @@ pub fn check_email(email: &str, fields: &mut FieldErrors) {
     }
 }
 
+/// Metadata is readable in tokens (public) or stored per user: keep each small.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// Checks one metadata field: a JSON object of at most 8 KiB.
+pub fn check_metadata(field: &str, value: Option<&serde_json::Value>, fields: &mut FieldErrors) {
+    if let Some(metadata) = value {
+        if !metadata.is_object() {
+            fields.insert(field.into(), "must be a JSON object".into());
+        } else if metadata.to_string().len() > MAX_METADATA_BYTES {
+            fields.insert(
+                field.into(),
+                format!("must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+            );
+        }
+    }
+}
+
 pub fn check_name(field: &str, value: Option<&str>, fields: &mut FieldErrors) {
     if let Some(value) = value {
         if value.chars().count() > MAX_NAME_CHARS {

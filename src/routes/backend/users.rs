@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::password::{MAX_PASSWORD_BYTES, check_email, check_name, check_password_policy, hash_password};
+use crate::auth::password::{
+    MAX_PASSWORD_BYTES, check_email, check_metadata, check_name, check_password_policy, hash_password,
+};
 use crate::auth::secret_key::BackendKey;
 use crate::db::actor_tokens::ActorToken;
 use crate::db::pagination::{Page, PageQuery};
@@ -31,9 +33,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(create_actor_token)
         .service(revoke_actor_token);
 }
-
-/// Metadata is readable in tokens (public) or stored per user: keep each small.
-pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 
 fn not_found(id: &str) -> AppError {
     AppError::NotFound(format!("no user `{id}`"))
@@ -76,20 +75,6 @@ async fn list_users(
         data: page.data.into_iter().map(BackendUser::from).collect(),
         next_cursor: page.next_cursor,
     }))
-}
-
-/// Checks one metadata field: a JSON object of at most 8 KiB.
-fn check_metadata(field: &str, value: Option<&serde_json::Value>, fields: &mut FieldErrors) {
-    if let Some(metadata) = value {
-        if !metadata.is_object() {
-            fields.insert(field.into(), "must be a JSON object".into());
-        } else if metadata.to_string().len() > MAX_METADATA_BYTES {
-            fields.insert(
-                field.into(),
-                format!("must be at most {MAX_METADATA_BYTES} bytes of JSON"),
-            );
-        }
-    }
 }
 
 #[derive(Deserialize, ToSchema)]

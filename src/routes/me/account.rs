@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::current_user;
 use crate::auth::extractors::{Auth, Reverified};
-use crate::auth::password::{MAX_PASSWORD_BYTES, check_name, check_password_policy, verify_password};
+use crate::auth::password::{MAX_PASSWORD_BYTES, check_metadata, check_name, check_password_policy, verify_password};
 use crate::auth::request::ClientContext;
 use crate::clock::now_ms;
 use crate::db::users::{User, UserChange, normalize_email};
@@ -186,13 +186,7 @@ pub async fn update_profile(
     let mut fields = FieldErrors::new();
     check_name("first_name", first_name, &mut fields);
     check_name("last_name", last_name, &mut fields);
-    if let Some(metadata) = &body.unsafe_metadata {
-        if !metadata.is_object() {
-            fields.insert("unsafe_metadata".into(), "must be a JSON object".into());
-        } else if metadata.to_string().len() > 8 * 1024 {
-            fields.insert("unsafe_metadata".into(), "must be at most 8192 bytes of JSON".into());
-        }
-    }
+    check_metadata("unsafe_metadata", body.unsafe_metadata.as_ref(), &mut fields);
     if !fields.is_empty() {
         return Err(AppError::Validation(fields));
     }
