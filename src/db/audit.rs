@@ -187,6 +187,21 @@ pub async fn record<'e>(
     Ok(())
 }
 
+/// An entry about a user, done by themselves or by whoever the request says (a password
+/// change or reset, an address verified, a second factor on or off, a ban).
+pub async fn record_on_user<'e>(ex: impl Exec<'e>, action: &str, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    record(
+        ex,
+        action,
+        Some(("user", user_id)),
+        None,
+        Some(user_id),
+        &json!({}),
+        now,
+    )
+    .await
+}
+
 /// A failed sign-in (`sign_in.failed`): the email, never the secret; the user as target
 /// when the address is an account's; `factor` says which proof failed.
 pub async fn sign_in_failed<'e>(

@@ -75,7 +75,7 @@ pub async fn verify_email(state: &AppState, user_id: &str, code: &str, now: i64)
     }
     let user = match users::mark_email_verified(&mut *tx, user_id, now).await? {
         Some(user) => {
-            audit_user(&mut tx, "email.verified", &user.id, now).await?;
+            crate::db::audit::record_on_user(&mut *tx, "email.verified", &user.id, now).await?;
             let data = serde_json::to_value(&user).map_err(AppError::internal)?;
             events::record(&mut tx, events::USER_UPDATED, None, Some(&user.id), &data, now).await?;
             user
@@ -218,7 +218,7 @@ pub async fn reset_password(
         return Err(wrong_code());
     }
     users::set_password(&mut *tx, &user.id, Some(&password_hash), now).await?;
-    audit_user(&mut tx, "password.reset", &user.id, now).await?;
+    crate::db::audit::record_on_user(&mut *tx, "password.reset", &user.id, now).await?;
     let stopped = sessions::revoke_all_for_user_in(&mut tx, &user.id, None, now).await?;
     let user = users::find_by_id(&mut *tx, &user.id)
         .await?
@@ -239,7 +239,7 @@ pub async fn change_password(
     let password_hash = hash_password(new_password).await?;
     let mut tx = state.db.pool.begin().await?;
     users::set_password(&mut *tx, &user.id, Some(&password_hash), now).await?;
-    audit_user(&mut tx, "password.changed", &user.id, now).await?;
+    crate::db::audit::record_on_user(&mut *tx, "password.changed", &user.id, now).await?;
     let stopped = if sign_out_others {
         Some(sessions::revoke_all_for_user_in(&mut tx, &user.id, Some(keep_session), now).await?)
     } else {
@@ -317,19 +317,4 @@ pub async fn use_sign_in_link(state: &AppState, token: &str, now: i64) -> AppRes
         return Ok(None);
     };
     Ok(Some((tx, user)))
-}
-
-/// An audit entry whose target is the user (in the action's transaction).
-pub async fn audit_user(tx: &mut Transaction, action: &str, user_id: &str, now: i64) -> AppResult<()> {
-    crate::db::audit::record(
-        &mut **tx,
-        action,
-        Some(("user", user_id)),
-        None,
-        Some(user_id),
-        &serde_json::json!({}),
-        now,
-    )
-    .await?;
-    Ok(())
 }

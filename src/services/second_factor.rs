@@ -108,7 +108,7 @@ pub async fn confirm_totp(state: &AppState, user: &User, session_id: &str, code:
         record_user_updated(&mut tx, &updated, now).await?;
     }
     sessions::set_second_factor_verified(&mut *tx, session_id, now).await?;
-    crate::services::email_flows::audit_user(&mut tx, "mfa.enabled", &user.id, now).await?;
+    crate::db::audit::record_on_user(&mut *tx, "mfa.enabled", &user.id, now).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "second factor turned on");
     Ok(codes)
@@ -128,7 +128,7 @@ pub async fn remove(state: &AppState, user_id: &str) -> AppResult<()> {
         record_user_updated(&mut tx, &updated, now).await?;
     }
     sessions::clear_second_factor(&mut *tx, user_id, now).await?;
-    crate::services::email_flows::audit_user(&mut tx, "mfa.disabled", user_id, now).await?;
+    crate::db::audit::record_on_user(&mut *tx, "mfa.disabled", user_id, now).await?;
     tx.commit().await?;
     tracing::info!(user_id, "second factor turned off");
     Ok(())

@@ -70,7 +70,7 @@ pub async fn set_banned(state: &AppState, user_id: &str, banned: bool) -> AppRes
     };
     record_user(&mut tx, events::USER_UPDATED, &user, now).await?;
     let action = if banned { "user.banned" } else { "user.unbanned" };
-    crate::services::email_flows::audit_user(&mut tx, action, user_id, now).await?;
+    crate::db::audit::record_on_user(&mut *tx, action, user_id, now).await?;
     let stopped = match banned {
         true => Some(sessions::revoke_all_for_user_in(&mut tx, user_id, None, now).await?),
         false => None,
