@@ -5,7 +5,7 @@ use crate::clock::now_ms;
 use crate::db::memberships;
 use crate::db::organizations::{self, Organization};
 use crate::db::roles::ADMIN_ROLE;
-use crate::db::{events, sessions};
+use crate::db::{Transaction, events, sessions};
 use crate::error::{AppError, AppResult, ResultExt};
 use crate::state::AppState;
 
@@ -51,11 +51,21 @@ pub async fn delete(state: &AppState, org_id: &str, actor_id: &str) -> AppResult
     let org = organizations::find(&mut *tx, org_id)
         .await?
         .ok_or_else(no_such_organization)?;
-    let moved = sessions::leave_organization(&mut *tx, org_id, None, now).await?;
-    organizations::delete(&mut *tx, org_id).await?;
+    let moved = delete_in(&mut tx, &org, actor_id, now).await?;
+    tx.commit().await?;
+    tracing::info!(org_id, sessions_moved = moved, "organization deleted");
+    Ok(org)
+}
+
+/// Inside the caller's transaction (holding the organization's lock): moves the
+/// sessions that had it active to the personal account, deletes it (its rows go by
+/// `ON DELETE CASCADE`) and records `organization.deleted`. How many sessions moved.
+pub async fn delete_in(tx: &mut Transaction, org: &Organization, actor_id: &str, now: i64) -> AppResult<u64> {
+    let moved = sessions::leave_organization(&mut **tx, &org.id, None, now).await?;
+    organizations::delete(&mut **tx, &org.id).await?;
     let data = serde_json::json!({"id": org.id, "name": org.name, "slug": org.slug, "object": "organization", "deleted": true});
     events::record(
-        &mut tx,
+        tx,
         events::ORGANIZATION_DELETED,
         Some(&org.id),
         Some(actor_id),
@@ -63,9 +73,7 @@ pub async fn delete(state: &AppState, org_id: &str, actor_id: &str) -> AppResult
         now,
     )
     .await?;
-    tx.commit().await?;
-    tracing::info!(org_id, sessions_moved = moved, "organization deleted");
-    Ok(org)
+    Ok(moved)
 }
 
 /// The user leaves the organization (`organizationMembership.deleted`); their sessions

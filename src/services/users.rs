@@ -118,18 +118,7 @@ pub async fn delete_self(state: &AppState, user_id: &str) -> AppResult<()> {
     for (org, role) in &orgs {
         let members = memberships::count_members(&mut *tx, &org.id).await?;
         if members == 1 {
-            let data = serde_json::json!({"id": org.id, "name": org.name, "slug": org.slug, "object": "organization", "deleted": true});
-            crate::db::sessions::leave_organization(&mut *tx, &org.id, None, now).await?;
-            crate::db::organizations::delete(&mut *tx, &org.id).await?;
-            events::record(
-                &mut tx,
-                events::ORGANIZATION_DELETED,
-                Some(&org.id),
-                Some(user_id),
-                &data,
-                now,
-            )
-            .await?;
+            crate::services::organizations::delete_in(&mut tx, org, user_id, now).await?;
         } else if role == crate::db::roles::ADMIN_ROLE && memberships::count_admins(&mut *tx, &org.id).await? <= 1 {
             return Err(AppError::Conflict(format!(
                 "you are the last admin of {}, which has other members: make one of them admin first",
