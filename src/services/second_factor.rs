@@ -198,7 +198,8 @@ pub async fn check(
     }
 }
 
-fn wrong_code() -> AppError {
+/// A wrong, stale or used second-factor code where a 422 is the answer (`fields.code`).
+pub fn wrong_code() -> AppError {
     AppError::field("code", "is wrong, or was used already")
 }
 

@@ -312,7 +312,7 @@ pub async fn verify_session(
             if !services::second_factor::check(&state, &mut tx, &user.id, strategy, &code, now).await? {
                 drop(tx);
                 state.throttle.record_failure(&email_key, &ctx.ip).await;
-                return Err(AppError::field("code", "is wrong, or was used already"));
+                return Err(services::second_factor::wrong_code());
             }
             tx.commit().await?;
             session.last_second_factor_at = Some(now);

@@ -290,14 +290,16 @@ pub async fn sign_in(
     let user = users::find_by_email(&state.db.pool, &body.email).await?;
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let matches = verify_password(body.password, stored_hash).await?;
-    let Some(user) = user.filter(|_| matches) else {
-        state.throttle.record_failure(&email_key, &ctx.ip).await;
-        // The email, never the password; the target when the email is an account's.
-        let target = users::find_by_email(&state.db.pool, &body.email).await?;
-        let target = target.as_ref().map(|u| u.id.as_str());
-        crate::db::audit::sign_in_failed(&state.db.pool, &body.email, target, "password", now_ms()).await?;
-        state.metrics.incr("sign_in_failures");
-        return Err(AppError::Unauthorized("invalid email or password".to_owned()));
+    let user = match user {
+        Some(user) if matches => user,
+        account => {
+            state.throttle.record_failure(&email_key, &ctx.ip).await;
+            // The email, never the password; the target when the email is an account's.
+            let target = account.as_ref().map(|u| u.id.as_str());
+            crate::db::audit::sign_in_failed(&state.db.pool, &body.email, target, "password", now_ms()).await?;
+            state.metrics.incr("sign_in_failures");
+            return Err(AppError::Unauthorized("invalid email or password".to_owned()));
+        }
     };
     state.throttle.record_success(&email_key).await;
     let now = now_ms();
