@@ -298,13 +298,7 @@ async fn users_delete_their_own_account(database: TestDb) {
     let solo = app.create_org(&bob.signed.jwt, "Bob Solo").await;
 
     // A stale password proof is refused; the last admin of an org with members too.
-    sqlx::query("UPDATE sessions SET last_verified_at = $1 WHERE id = $2")
-        .bind(gatehouse::clock::now_ms() - 3_600_000)
-        .bind(&bob.signed.session_id)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
-    let stale = jwt_of(app.refresh(&bob.client, &bob.signed.session_id).await).await;
+    let stale = app.stale_token(&bob).await;
     assert_error(
         app.send_bearer(Method::DELETE, "/api/me", &stale, None).await,
         403,

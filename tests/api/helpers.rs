@@ -464,3 +464,16 @@ impl TestApp {
         self.server.stop(false).await;
     }
 }
+
+impl TestApp {
+    /// Makes the member's password proof an hour old; returns a token that says so.
+    pub async fn stale_token(&self, member: &Member) -> String {
+        sqlx::query("UPDATE sessions SET last_verified_at = $1 WHERE id = $2")
+            .bind(gatehouse::clock::now_ms() - 3_600_000)
+            .bind(&member.signed.session_id)
+            .execute(&self.state.db.pool)
+            .await
+            .unwrap();
+        jwt_of(self.refresh(&member.client, &member.signed.session_id).await).await
+    }
+}

@@ -595,13 +595,7 @@ async fn renaming_and_deleting_an_organization(database: TestDb) {
         "forbidden",
     )
     .await;
-    sqlx::query("UPDATE sessions SET last_verified_at = $1 WHERE id = $2")
-        .bind(gatehouse::clock::now_ms() - 3_600_000)
-        .bind(&ada.signed.session_id)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
-    let stale = jwt_of(app.refresh(&ada.client, &ada.signed.session_id).await).await;
+    let stale = app.stale_token(&ada).await;
     assert_error(
         app.send_bearer(Method::DELETE, "/api/admin/organization", &stale, None)
             .await,

@@ -33,17 +33,6 @@ fn code(secret: &[u8], steps: i64) -> String {
     code_at(secret, step_of(now_secs()) + steps)
 }
 
-/// Makes the member's password proof an hour old; returns a token that says so.
-async fn stale_token(app: &TestApp, member: &Member) -> String {
-    sqlx::query("UPDATE sessions SET last_verified_at = $1 WHERE id = $2")
-        .bind(gatehouse::clock::now_ms() - 3_600_000)
-        .bind(&member.signed.session_id)
-        .execute(&app.state.db.pool)
-        .await
-        .unwrap();
-    jwt_of(app.refresh(&member.client, &member.signed.session_id).await).await
-}
-
 /// Sets up an authenticator for a freshly signed-up member: its seed and backup codes
 /// (see [`enroll_with`] for the code that finished the setup).
 async fn enroll(app: &TestApp, member: &Member) -> (Vec<u8>, Vec<String>) {
@@ -111,7 +100,7 @@ async fn setting_up_an_authenticator_needs_a_fresh_password_and_one_code(databas
     let app = spawn_app(database).await;
     let ada = app.new_member().await;
     let bob = app.new_member().await;
-    let stale = stale_token(&app, &bob).await;
+    let stale = app.stale_token(&bob).await;
     assert_error(
         app.send_bearer(Method::POST, "/api/me/mfa/totp", &stale, None).await,
         403,
@@ -491,7 +480,7 @@ async fn reverification_with_a_second_factor_and_turning_it_off(database: TestDb
                 .await
         }
     };
-    let stale = stale_token(&app, &ada).await;
+    let stale = app.stale_token(&ada).await;
     assert_eq!(claims_of(&stale)["fva"][0], 60);
 
     // Wrong codes are 422 `fields.code`; a bad shape names what is missing.
@@ -533,7 +522,7 @@ async fn reverification_with_a_second_factor_and_turning_it_off(database: TestDb
     .await;
 
     // New backup codes and turning it off need a fresh password.
-    let stale = stale_token(&app, &ada).await;
+    let stale = app.stale_token(&ada).await;
     for (method, path) in [
         (Method::POST, "/api/me/mfa/backup-codes"),
         (Method::DELETE, "/api/me/mfa/totp"),
