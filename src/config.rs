@@ -104,6 +104,8 @@ pub struct Config {
     /// The product's name as users see it (`APP_NAME`): the issuer shown by
     /// authenticator apps.
     pub app_name: String,
+    /// Social and enterprise sign-in providers, in the order the pages show them.
+    pub oauth_providers: Vec<OAuthProviderConfig>,
 }
 
 /// Whether a new account must confirm its email address before it can sign in.
@@ -142,9 +144,132 @@ pub struct EmailConfig {
     pub retry_base: Duration,
 }
 
+/// One sign-in provider (`OIDC_PROVIDERS` and `OIDC_<NAME>_*`, or `OAUTH_GITHUB_*`).
+#[derive(Debug, Clone)]
+pub struct OAuthProviderConfig {
+    /// Lowercase name, in URLs (`/v1/oauth/{name}`) and identities.
+    pub name: String,
+    pub kind: OAuthProviderKind,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum OAuthProviderKind {
+    /// Any OpenID Connect provider, found by discovery from its issuer URL.
+    Oidc { issuer: String },
+    /// GitHub's OAuth 2.0 apps; the URLs change only for GitHub Enterprise (and tests).
+    GitHub {
+        authorize_url: String,
+        token_url: String,
+        api_url: String,
+    },
+}
+
 pub const DEFAULT_EMAIL_FROM: &str = "Gatehouse <no-reply@localhost>";
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gatehouse.db";
+
+/// Reads `OIDC_PROVIDERS` and each provider's `OIDC_<NAME>_ISSUER/_CLIENT_ID/
+/// _CLIENT_SECRET`, then `OAUTH_GITHUB_*`. An issuer must be `https://`; `http://` only
+/// on a loopback address in development (a local Keycloak, a test's mock).
+fn oauth_providers(
+    var: &impl Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+    problems: &mut Vec<String>,
+) -> Vec<OAuthProviderConfig> {
+    let mut providers = Vec::new();
+    for name in var("OIDC_PROVIDERS").map(|v| list(&v)).unwrap_or_default() {
+        let name = name.to_lowercase();
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            problems.push(format!(
+                "OIDC_PROVIDERS: `{name}` is not a name of lowercase letters, digits and `_` (at most 32)"
+            ));
+            continue;
+        }
+        if name == "github" {
+            problems
+                .push("OIDC_PROVIDERS: `github` is configured by OAUTH_GITHUB_CLIENT_ID/_SECRET, not here".to_owned());
+            continue;
+        }
+        if providers.iter().any(|p: &OAuthProviderConfig| p.name == name) {
+            problems.push(format!("OIDC_PROVIDERS: `{name}` is listed twice"));
+            continue;
+        }
+        let prefix = format!("OIDC_{}", name.to_uppercase());
+        let mut required = |suffix: &str| {
+            let key = format!("{prefix}_{suffix}");
+            var(&key).map(|v| v.trim().to_owned()).unwrap_or_else(|| {
+                problems.push(format!("{key}: required because OIDC_PROVIDERS lists `{name}`"));
+                String::new()
+            })
+        };
+        let issuer = required("ISSUER").trim_end_matches('/').to_owned();
+        let client_id = required("CLIENT_ID");
+        let client_secret = required("CLIENT_SECRET");
+        if !issuer.is_empty()
+            && let Err(why) = check_issuer(&issuer, app_env)
+        {
+            problems.push(format!("{prefix}_ISSUER: {why}"));
+        }
+        providers.push(OAuthProviderConfig {
+            name,
+            kind: OAuthProviderKind::Oidc { issuer },
+            client_id,
+            client_secret,
+        });
+    }
+    match (var("OAUTH_GITHUB_CLIENT_ID"), var("OAUTH_GITHUB_CLIENT_SECRET")) {
+        (Some(client_id), Some(client_secret)) => {
+            let mut url = |key: &str, default: &str| {
+                let value = var(key).unwrap_or_else(|| default.to_owned());
+                if let Err(why) = check_issuer(&value, app_env) {
+                    problems.push(format!("{key}: {why}"));
+                }
+                value.trim_end_matches('/').to_owned()
+            };
+            providers.push(OAuthProviderConfig {
+                name: "github".to_owned(),
+                kind: OAuthProviderKind::GitHub {
+                    authorize_url: url("OAUTH_GITHUB_AUTHORIZE_URL", "https://github.com/login/oauth/authorize"),
+                    token_url: url("OAUTH_GITHUB_TOKEN_URL", "https://github.com/login/oauth/access_token"),
+                    api_url: url("OAUTH_GITHUB_API_URL", "https://api.github.com"),
+                },
+                client_id: client_id.trim().to_owned(),
+                client_secret: client_secret.trim().to_owned(),
+            });
+        }
+        (None, None) => {}
+        _ => problems.push("OAUTH_GITHUB_CLIENT_ID and OAUTH_GITHUB_CLIENT_SECRET: set both, or neither".to_owned()),
+    }
+    providers
+}
+
+/// `https://…`, or `http://` on a loopback host in development.
+fn check_issuer(url: &str, app_env: AppEnv) -> Result<(), &'static str> {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return if rest.is_empty() { Err("has no host") } else { Ok(()) };
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("must be an https:// URL");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match (loopback, app_env) {
+        (true, AppEnv::Development) => Ok(()),
+        (true, AppEnv::Production) => Err("must be an https:// URL in production"),
+        (false, _) => Err("must be an https:// URL (http:// only on a loopback address in development)"),
+    }
+}
 
 /// All the problems found in the environment, one line each.
 #[derive(Debug, thiserror::Error)]
@@ -299,6 +424,8 @@ impl Config {
             problems.push("CLERK_ISSUER: required when CLERK_JWT_KEY or CLERK_JWKS_URL is set".to_owned());
         }
 
+        let oauth_providers = oauth_providers(&var, app_env, &mut problems);
+
         if app_env == AppEnv::Production {
             if secret_key.is_none() {
                 problems.push(
@@ -343,6 +470,7 @@ impl Config {
             email,
             invitation_lifetime,
             app_name,
+            oauth_providers,
         })
     }
 
@@ -466,5 +594,93 @@ mod tests {
             PathBuf::from("data")
         );
         assert_eq!(data_dir_for("postgres://localhost/app"), PathBuf::from("data"));
+    }
+
+    #[test]
+    fn oauth_providers_are_read_and_checked() {
+        let okta = [
+            ("OIDC_PROVIDERS", "Okta, google"),
+            ("OIDC_OKTA_ISSUER", "https://acme.okta.com/"),
+            ("OIDC_OKTA_CLIENT_ID", "id"),
+            ("OIDC_OKTA_CLIENT_SECRET", "secret"),
+            ("OIDC_GOOGLE_ISSUER", "http://127.0.0.1:8081"),
+            ("OIDC_GOOGLE_CLIENT_ID", "gid"),
+            ("OIDC_GOOGLE_CLIENT_SECRET", "gsecret"),
+            ("OAUTH_GITHUB_CLIENT_ID", "ghid"),
+            ("OAUTH_GITHUB_CLIENT_SECRET", "ghsecret"),
+        ];
+        let providers = config(&okta).unwrap().oauth_providers;
+        let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["okta", "google", "github"]);
+        assert!(matches!(&providers[0].kind, OAuthProviderKind::Oidc { issuer } if issuer == "https://acme.okta.com"));
+        assert!(
+            matches!(&providers[2].kind, OAuthProviderKind::GitHub { api_url, .. } if api_url == "https://api.github.com")
+        );
+
+        // http:// only on loopback, only in development.
+        let err = config(&[
+            ("OIDC_PROVIDERS", "corp"),
+            ("OIDC_CORP_ISSUER", "http://sso.corp.example"),
+            ("OIDC_CORP_CLIENT_ID", "id"),
+            ("OIDC_CORP_CLIENT_SECRET", "s"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.0
+                .iter()
+                .any(|p| p.starts_with("OIDC_CORP_ISSUER: must be an https://")),
+            "{err}"
+        );
+        for loopback in [
+            "http://localhost:8081",
+            "http://[::1]:8081",
+            "http://127.0.0.2/realms/x",
+        ] {
+            let ok = config(&[
+                ("OIDC_PROVIDERS", "kc"),
+                ("OIDC_KC_ISSUER", loopback),
+                ("OIDC_KC_CLIENT_ID", "id"),
+                ("OIDC_KC_CLIENT_SECRET", "s"),
+            ]);
+            assert!(ok.is_ok(), "{loopback}");
+        }
+        let err = config(&[
+            ("APP_ENV", "production"),
+            ("OIDC_PROVIDERS", "kc"),
+            ("OIDC_KC_ISSUER", "http://localhost:8081"),
+            ("OIDC_KC_CLIENT_ID", "id"),
+            ("OIDC_KC_CLIENT_SECRET", "s"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.0
+                .iter()
+                .any(|p| p == "OIDC_KC_ISSUER: must be an https:// URL in production"),
+            "{err}"
+        );
+        // A userinfo-looking host is not loopback.
+        assert!(check_issuer("http://127.0.0.1.evil.example", AppEnv::Development).is_err());
+        assert!(check_issuer("http://localhost@evil.example", AppEnv::Development).is_err());
+
+        // Missing parts, bad names, duplicates and half a GitHub are each reported.
+        let err = config(&[
+            ("OIDC_PROVIDERS", "okta,okta,bad name,github"),
+            ("OIDC_OKTA_ISSUER", "https://acme.okta.com"),
+            ("OAUTH_GITHUB_CLIENT_ID", "ghid"),
+        ])
+        .unwrap_err();
+        for expected in [
+            "OIDC_OKTA_CLIENT_ID: required because OIDC_PROVIDERS lists `okta`",
+            "OIDC_OKTA_CLIENT_SECRET: required because OIDC_PROVIDERS lists `okta`",
+            "OIDC_PROVIDERS: `okta` is listed twice",
+            "OIDC_PROVIDERS: `github` is configured by OAUTH_GITHUB_CLIENT_ID/_SECRET, not here",
+            "OAUTH_GITHUB_CLIENT_ID and OAUTH_GITHUB_CLIENT_SECRET: set both, or neither",
+        ] {
+            assert!(err.0.iter().any(|p| p == expected), "missing `{expected}` in {err}");
+        }
+        assert!(
+            err.0.iter().any(|p| p.starts_with("OIDC_PROVIDERS: `bad name`")),
+            "{err}"
+        );
     }
 }

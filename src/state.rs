@@ -44,6 +44,8 @@ pub struct AppState {
     pub codes: Codes,
     /// Seals secrets the server reads back (TOTP seeds) at rest.
     pub sealer: crate::auth::sealing::Sealer,
+    /// Social and enterprise sign-in providers (`OIDC_PROVIDERS`, `OAUTH_GITHUB_*`).
+    pub oauth: crate::auth::oauth::OAuthProviders,
     /// Sends the email outbox (SMTP, or the log in development).
     pub mailer: Arc<Mailer>,
     pub background: Background,
@@ -127,6 +129,7 @@ impl AppState {
             codes: Codes::new(&secret_key),
             sealer: crate::auth::sealing::Sealer::new(&secret_key),
             mailer,
+            oauth: crate::auth::oauth::OAuthProviders::from_config(&config),
             config,
             db,
             keys,

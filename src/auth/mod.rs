@@ -14,6 +14,7 @@ pub mod extractors;
 pub mod guard;
 pub mod keys;
 pub mod minting;
+pub mod oauth;
 pub mod password;
 pub mod permissions;
 pub mod policy;

@@ -58,6 +58,8 @@ pub const ACTIONS: &[&str] = &[
     "email.verified",
     "mfa.enabled",
     "mfa.disabled",
+    "identity.linked",
+    "identity.unlinked",
     "impersonation.started",
     "organization.updated",
     "organization.deleted",

@@ -33,6 +33,7 @@ pub fn migrator() -> Migrator {
         10 => "0010_users_admin",
         11 => "0011_api_keys",
         12 => "0012_audit_log",
+        13 => "0013_identities",
     ])
 }
 

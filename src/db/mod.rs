@@ -9,6 +9,7 @@ pub mod codes;
 pub mod emails;
 pub mod events;
 pub mod idempotency;
+pub mod identities;
 pub mod invitations;
 pub mod items;
 pub mod jwt_templates;

@@ -7,6 +7,7 @@ pub mod email_flows;
 pub mod idempotency;
 pub mod invitations;
 pub mod memberships;
+pub mod oauth;
 pub mod organizations;
 pub mod roles;
 pub mod second_factor;

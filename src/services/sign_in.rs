@@ -23,6 +23,8 @@ pub enum FirstFactor {
     PasswordReset,
     /// A new account (sign-up, or a confirmed pending sign-up).
     SignUp,
+    /// An OAuth / OpenID Connect provider vouched for the user (a linked identity).
+    OAuth,
 }
 
 impl FirstFactor {
@@ -33,6 +35,7 @@ impl FirstFactor {
             Self::EmailLink => "email_link",
             Self::PasswordReset => "password_reset",
             Self::SignUp => "sign_up",
+            Self::OAuth => "oauth",
         }
     }
 

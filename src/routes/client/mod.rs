@@ -3,6 +3,7 @@
 
 mod device;
 mod invitations;
+mod oauth;
 mod passwordless;
 mod recovery;
 mod sign_in;
@@ -36,6 +37,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(passwordless::sign_in_with_link)
         .service(invitations::preview)
         .service(tickets::accept_ticket)
+        .service(oauth::start)
+        .service(oauth::callback)
         .service(environment)
         .service(device::get_client)
         .service(device::refresh_token)
@@ -166,7 +169,7 @@ pub struct Environment {
 #[get("/environment")]
 async fn environment(state: web::Data<AppState>) -> web::Json<Environment> {
     web::Json(Environment {
-        oauth_providers: Vec::new(),
+        oauth_providers: state.oauth.names(),
         email_verification: state.config.email.verification.as_str(),
         password_sign_in: true,
     })

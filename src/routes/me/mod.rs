@@ -2,6 +2,7 @@
 //! organizations, and (in `sessions`) the sessions on every device.
 
 mod account;
+mod identities;
 mod invitations;
 mod mfa;
 mod sessions;
@@ -32,6 +33,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(invitations::accept_mine)
         .service(invitations::accept_ticket)
         .service(invitations::leave_organization)
+        .service(identities::list_identities)
+        .service(identities::unlink_identity)
         .service(mfa::begin_totp)
         .service(mfa::confirm_totp)
         .service(mfa::remove_totp)
