@@ -254,13 +254,30 @@ function renderMfa(profile) {
   if (on) $("mfa-setup").hidden = true;
 }
 
+function identityItem(identity, removable) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.dataset.identityId = identity.id;
+  li.append(line(identity.provider, `${identity.email || "no email"} · linked ${when(identity.created_at)}`));
+  if (removable) {
+    const unlink = button("Disconnect", "danger unlink", async () => {
+      await call("DELETE", `/api/me/identities/${identity.id}`);
+      await render();
+    });
+    unlink.setAttribute("aria-label", `Disconnect ${identity.provider}`);
+    li.append(unlink);
+  }
+  return li;
+}
+
 async function render() {
-  const [me, profile, sessions, orgs, invitations] = await Promise.all([
+  const [me, profile, sessions, orgs, invitations, identities] = await Promise.all([
     call("GET", "/api/me"),
     call("GET", "/api/me/profile"),
     call("GET", "/api/me/sessions?limit=100"),
     call("GET", "/api/me/organizations"),
     call("GET", "/api/me/invitations"),
+    call("GET", "/api/me/identities"),
   ]);
   const current = sessions.data.find((s) => s.current);
   $("user-email").textContent = profile.email;
@@ -287,6 +304,10 @@ async function render() {
   switcher.value = me.org_id || "";
   $("my-invitations-section").hidden = invitations.data.length === 0;
   $("my-invitations").replaceChildren(...invitations.data.map(invitationItem));
+  // The last way to sign in (no password, one identity) has no Disconnect button.
+  const removable = profile.has_password || identities.data.length > 1;
+  $("identities-section").hidden = identities.data.length === 0;
+  $("identities").replaceChildren(...identities.data.map((identity) => identityItem(identity, removable && !me.actor)));
   await renderMembers(me);
   $("sessions").replaceChildren(...sessions.data.map(sessionItem));
   $("status").textContent = `${sessions.data.length} active session${sessions.data.length === 1 ? "" : "s"}`;

@@ -39,6 +39,35 @@ const ERRORS = {
   ticket_invalid: "That sign-in link is used, expired or revoked.",
 };
 
+// Names pages show for well-known providers; others are capitalized.
+const PROVIDER_LABELS = { github: "GitHub", google: "Google", okta: "Okta", entra: "Microsoft Entra ID", keycloak: "Keycloak" };
+
+// One "Continue with …" link per provider the server has (`GET /v1/environment`): a
+// plain navigation to /v1/oauth/{provider}, which goes to the provider and back.
+async function showProviders(signUp) {
+  let environment;
+  try {
+    const response = await fetch("/v1/environment", { credentials: "same-origin" });
+    if (!response.ok) return;
+    environment = await response.json();
+  } catch (_) {
+    return;
+  }
+  const providers = environment.oauth_providers || [];
+  if (providers.length === 0) return;
+  const list = document.getElementById("provider-buttons");
+  for (const name of providers) {
+    const link = document.createElement("a");
+    link.className = "button provider";
+    link.id = `oauth-${name}`;
+    link.href = `/v1/oauth/${encodeURIComponent(name)}?redirect_url=${encodeURIComponent(safeRedirect())}`;
+    const label = PROVIDER_LABELS[name] || name.charAt(0).toUpperCase() + name.slice(1);
+    link.textContent = `${signUp ? "Sign up" : "Continue"} with ${label}`;
+    list.appendChild(link);
+  }
+  document.getElementById("providers").hidden = false;
+}
+
 // A first factor answered `needs_second_factor`: ask for the authenticator (or a backup)
 // code on this page; the attempt belongs to this browser's `__client` cookie.
 function askSecondFactor(attemptId) {
@@ -74,6 +103,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (params.get("error")) {
     error.textContent = ERRORS[params.get("error")] || "Something went wrong; try again.";
   }
+  if (!params.get("second_factor")) showProviders(signUp);
   document.getElementById("forgot").href = "/reset-password" + (form.email.value ? `?email=${encodeURIComponent(form.email.value)}` : "");
   form.email.addEventListener("input", () => {
     document.getElementById("forgot").href = "/reset-password?email=" + encodeURIComponent(form.email.value.trim());
