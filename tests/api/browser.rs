@@ -390,3 +390,57 @@ async fn impersonation_is_marked_on_the_account_page() {
     assert_eq!(danger_hidden, json!(true));
     browser.close().await;
 }
+
+/// "Continue with Okta" through the pages: the sign-in page shows the provider's button,
+/// the mock provider signs Grace in and sends the browser back, she lands on the page
+/// she asked for, signed in, and `/account` lists the connected account (without a
+/// Disconnect button: it is her only way to sign in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_with_a_provider_through_the_pages() {
+    let Some(driver) = Driver::start().await else { return };
+    let address = email();
+    let provider = crate::oidc_mock::MockProvider::start(crate::oidc_mock::MockUser::new(&address, true)).await;
+    // The provider sends the browser back to PUBLIC_URL: the app needs its port up front.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut options = crate::helpers::TestOptions::default();
+    options.vars.extend(provider.vars("okta"));
+    options.vars.push(("PORT", port.to_string()));
+    options.vars.push(("PUBLIC_URL", format!("http://127.0.0.1:{port}")));
+    let app = crate::helpers::spawn_app_with(TestDb::Sqlite, options).await;
+
+    let browser = driver.browser().await;
+    browser
+        .goto(&app.url("/sign-in?redirect_url=%2Faccount%3Ffrom%3Dokta"))
+        .await;
+    browser
+        .wait_for(
+            "the provider button",
+            "return document.getElementById('oauth-okta') !== null",
+        )
+        .await;
+    let label = browser
+        .run("return document.getElementById('oauth-okta').textContent", json!([]))
+        .await;
+    assert_eq!(label, json!("Continue with Okta"));
+    browser.click("#oauth-okta").await;
+    browser.wait_for_url("/account?from=okta").await;
+    browser
+        .wait_for("the account page", "return document.body.dataset.ready === 'true'")
+        .await;
+    let shown = browser
+        .run("return document.getElementById('user-email').textContent", json!([]))
+        .await;
+    assert_eq!(shown, json!(address));
+    let identities = browser
+        .run(
+            "return [...document.querySelectorAll('#identities li')].map(li => [li.textContent.includes('okta'), li.querySelector('button.unlink') === null])",
+            json!([]),
+        )
+        .await;
+    assert_eq!(identities, json!([[true, true]]));
+    browser.close().await;
+}

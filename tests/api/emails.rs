@@ -399,12 +399,7 @@ async fn sign_in_by_emailed_link(database: TestDb) {
         .unwrap();
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/account");
-    let cookies: Vec<String> = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cookies = crate::helpers::set_cookies(&response);
     assert!(cookies.iter().any(|c| c.starts_with("__session=")), "{cookies:?}");
     assert!(cookies.iter().any(|c| c.starts_with("__client=")), "{cookies:?}");
     let client: Value = browser

@@ -17,6 +17,8 @@ mod guard;
 mod housekeeping;
 mod invitations;
 mod items;
+mod oauth;
+mod oidc_mock;
 mod openapi_doc;
 mod operations;
 mod organizations;

@@ -238,12 +238,7 @@ async fn sign_in_waits_for_the_second_factor(database: TestDb) {
     let device = cookie_client();
     let response = password_sign_in(&app, &device, &ada.email).await;
     assert_eq!(response.status(), 200);
-    let set_cookies: Vec<String> = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let set_cookies = crate::helpers::set_cookies(&response);
     assert!(
         set_cookies.iter().all(|c| !c.starts_with("__session=")),
         "{set_cookies:?}"
