@@ -118,6 +118,18 @@ impl Db {
         Ok(Self { pool, dialect })
     }
 
+    /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with
+    /// `SQLITE_BUSY` at once when another connection committed in between (the busy
+    /// timeout does not apply to that upgrade), which under load turned into 503s. On
+    /// PostgreSQL a plain `BEGIN`.
+    pub async fn begin(&self) -> Result<Transaction, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         migrations::migrator().run(&self.pool).await

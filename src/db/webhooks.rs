@@ -277,7 +277,7 @@ pub async fn settle(
         .await?;
         return Ok(());
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, event_id, attempt, status_code, error, duration_ms, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

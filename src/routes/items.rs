@@ -272,7 +272,7 @@ async fn update_item(
     }
     let expected = if_match(&req)?;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let name = body.name.as_deref().map(str::trim);
     let item = match items::update(&mut tx, &scope, &id, name, body.data.as_ref(), expected, now).await? {
         UpdateOutcome::Updated(item) => item,
@@ -318,7 +318,7 @@ async fn delete_item(
 ) -> AppResult<HttpResponse> {
     let scope = access.scope().await?;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let item = items::delete(&mut *tx, &scope, &id).await?.ok_or_else(not_found)?;
     let data = serde_json::json!({"id": item.id, "organization_id": item.organization_id, "owner_id": item.owner_id, "deleted": true});
     events::record(

@@ -79,7 +79,7 @@ async fn clerk_webhook(state: web::Data<AppState>, req: HttpRequest, payload: we
     let event: ClerkEvent = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("the event is not `{{type, data}}` JSON: {e}")))?;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !sync::record_receipt(&mut tx, id, &event.event_type, now).await? {
         tracing::info!(svix_id = id, event_type = %event.event_type, "redelivered webhook ignored");
         return Ok(HttpResponse::Ok().json(WebhookReceipt { applied: false }));

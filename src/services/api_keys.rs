@@ -96,7 +96,7 @@ pub async fn create(
         created_by,
         expires_at: expires_in_seconds.map(|secs| now + secs * 1000),
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let key = crate::db::api_keys::insert(&mut *tx, &new, now).await?;
     let data = serde_json::to_value(&key).map_err(AppError::internal)?;
     events::record(
@@ -116,7 +116,7 @@ pub async fn create(
 /// on every instance. Unknown, another organization's, or revoked already: 404.
 pub async fn revoke(state: &AppState, org_id: &str, id: &str, actor_id: &str) -> AppResult<()> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let key = crate::db::api_keys::revoke(&mut *tx, org_id, id, now)
         .await?
         .ok_or_else(|| AppError::NotFound("no such API key".to_owned()))?;

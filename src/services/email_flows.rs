@@ -41,7 +41,7 @@ pub async fn request_verification(state: &AppState, user: &User, now: i64) -> Ap
     if !may_send(state, &user.email, mail::EMAIL_VERIFICATION, now).await? {
         return Ok(());
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let code = state
         .codes
         .issue_code(&mut tx, Purpose::EmailVerification, &user.id, now)
@@ -64,7 +64,7 @@ pub async fn send_verification_in(state: &AppState, tx: &mut Transaction, user: 
 /// Confirms the signed-in user's address with the code; the user as it now is. A
 /// wrong, used or dead code is 422 `fields.code`.
 pub async fn verify_email(state: &AppState, user_id: &str, code: &str, now: i64) -> AppResult<User> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !state
         .codes
         .consume_code(&mut tx, Purpose::EmailVerification, user_id, code, now)
@@ -109,7 +109,7 @@ pub async fn start_sign_up(
     if let Some(pending) = sign_ups::latest_pending(&state.db.pool, email, now - EMAIL_INTERVAL_MS, now).await? {
         return Ok(pending);
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let new = NewSignUp {
         email,
         password_hash,
@@ -141,7 +141,7 @@ pub async fn confirm_sign_up(
     let pending = sign_ups::find_pending(&state.db.pool, sign_up_id, now)
         .await?
         .ok_or_else(|| AppError::NotFound("no pending sign-up with that id (it may have expired)".to_owned()))?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !state
         .codes
         .consume_code(&mut tx, Purpose::SignUp, &pending.id, code, now)
@@ -177,7 +177,7 @@ pub async fn request_password_reset(state: &AppState, email: &str, now: i64) -> 
     if !may_send(state, &user.email, mail::PASSWORD_RESET, now).await? {
         return Ok(());
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let code = state
         .codes
         .issue_code(&mut tx, Purpose::PasswordReset, &user.id, now)
@@ -208,7 +208,7 @@ pub async fn reset_password(
     let Some(user) = user else {
         return Err(wrong_code());
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !state
         .codes
         .consume_code(&mut tx, Purpose::PasswordReset, &user.id, code, now)
@@ -237,7 +237,7 @@ pub async fn change_password(
     now: i64,
 ) -> AppResult<usize> {
     let password_hash = hash_password(new_password).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     users::set_password(&mut *tx, &user.id, Some(&password_hash), now).await?;
     crate::db::audit::record_on_user(&mut *tx, "password.changed", &user.id, now).await?;
     let stopped = if sign_out_others {
@@ -261,7 +261,7 @@ pub async fn request_sign_in_code(state: &AppState, email: &str, now: i64) -> Ap
     if !may_send(state, &user.email, mail::SIGN_IN_CODE, now).await? {
         return Ok(());
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let code = state
         .codes
         .issue_code(&mut tx, Purpose::SignInCode, &user.id, now)
@@ -288,7 +288,7 @@ pub async fn check_sign_in_code(
     let Some(user) = users::find_by_email(&state.db.pool, email).await? else {
         return Ok(None);
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !state
         .codes
         .consume_code(&mut tx, Purpose::SignInCode, &user.id, code, now)
@@ -304,7 +304,7 @@ pub async fn check_sign_in_code(
 /// Uses an emailed sign-in link: the user, in a transaction the caller completes the
 /// sign-in with (the code sent with the link is closed too). `None`: bad, used or expired.
 pub async fn use_sign_in_link(state: &AppState, token: &str, now: i64) -> AppResult<Option<(Transaction, User)>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let Some(user_id) = state
         .codes
         .consume_token(&mut tx, Purpose::SignInLink, token, now)

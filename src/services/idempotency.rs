@@ -92,7 +92,7 @@ async fn try_once<T>(
     create: &mut impl AsyncFnMut(&mut Transaction) -> Result<Created<T>, sqlx::Error>,
 ) -> Result<Option<Outcome<T>>, sqlx::Error> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     if let Some(key) = keyed.key
         && let Some(stored) = idempotency::find(&mut *tx, keyed.owner, key, now).await?
     {

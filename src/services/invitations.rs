@@ -74,7 +74,7 @@ pub async fn create(
     now: i64,
 ) -> AppResult<Invitation> {
     crate::services::memberships::check_role(state, role).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // Serializes invitations to this organization: two racing invites of one address
     // cannot both pass the checks below (and on SQLite the write lock is taken before
     // the reads, so the transaction never has to upgrade it).
@@ -149,7 +149,7 @@ fn display_name(user: &User) -> String {
 /// Revokes a pending invitation of the organization (`organizationInvitation.revoked`).
 /// Unknown (or another organization's): 404; not pending: 409.
 pub async fn revoke(state: &AppState, org_id: &str, id: &str, actor_id: &str, now: i64) -> AppResult<Invitation> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // Write lock first: the transaction reads, then writes (see `create`).
     organizations::lock(&mut *tx, org_id, now).await?;
     let current = invitations::find(&mut *tx, id, now)
@@ -242,7 +242,7 @@ async fn accept(
             "verify your email address first: an unverified address proves nothing".to_owned(),
         ));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // Serializes accepts into the organization, and on SQLite takes the write lock
     // before the reads in `join` (a read-then-write transaction that has to upgrade its
     // lock fails busy when another writer got there first).

@@ -19,7 +19,7 @@ pub async fn create_organization(
     slug: &str,
 ) -> AppResult<Organization> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = organizations::insert(&mut *tx, name, slug, creator_id, now)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("the slug `{slug}` is taken")))?;
@@ -62,7 +62,7 @@ pub async fn check_role(state: &AppState, role: &str) -> AppResult<()> {
 pub async fn add(state: &AppState, org_id: &str, user_id: &str, role: &str, actor_id: &str) -> AppResult<Membership> {
     check_role(state, role).await?;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     memberships::insert(&mut *tx, org_id, user_id, role, now)
         .await
         .on_unique_violation(|| AppError::Conflict("the user is already a member".to_owned()))?;
@@ -84,7 +84,7 @@ pub async fn change_role(
 ) -> AppResult<Membership> {
     check_role(state, role).await?;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = locked_member(&mut tx, org_id, user_id, now).await?;
     if current.role == ADMIN_ROLE && role != ADMIN_ROLE && memberships::count_admins(&mut *tx, org_id).await? <= 1 {
         return Err(AppError::Conflict(
@@ -103,7 +103,7 @@ pub async fn change_role(
 /// Removes a member. No such member: 404; removing the last admin: 409.
 pub async fn remove(state: &AppState, org_id: &str, user_id: &str, actor_id: &str) -> AppResult<Membership> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let current = locked_member(&mut tx, org_id, user_id, now).await?;
     if current.role == ADMIN_ROLE && memberships::count_admins(&mut *tx, org_id).await? <= 1 {
         return Err(AppError::Conflict(

@@ -52,7 +52,7 @@ pub async fn sign_in(
     ctx: &ClientContext,
     now: i64,
 ) -> Result<SignInOutcome, Refused> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let email = profile.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
     let (user, factor) =
         if let Some(identity) = identities::find_by_subject(&mut *tx, provider, &profile.subject).await? {
@@ -150,7 +150,7 @@ fn truncate(value: &str, max: usize) -> &str {
 /// Removes one of the user's identities (`identity.unlinked`), unless it is their last
 /// way to sign in (no password and no other identity): 409. Not theirs: 404.
 pub async fn unlink(state: &AppState, user_id: &str, identity_id: &str, now: i64) -> AppResult<()> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // The user's row lock serializes two unlinks racing for the last two identities.
     if !users::lock(&mut *tx, user_id, now).await? {
         return Err(AppError::NotFound("the signed-in user no longer exists".to_owned()));

@@ -19,7 +19,7 @@ pub async fn update(
     actor_id: &str,
 ) -> AppResult<Organization> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let org = organizations::update(&mut *tx, org_id, name, slug, now)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("the slug `{}` is taken", slug.unwrap_or_default())))?
@@ -44,7 +44,7 @@ pub async fn update(
 /// request (membership is checked live) and their next token has no `o`.
 pub async fn delete(state: &AppState, org_id: &str, actor_id: &str) -> AppResult<Organization> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !organizations::lock(&mut *tx, org_id, now).await? {
         return Err(no_such_organization());
     }
@@ -81,7 +81,7 @@ pub async fn delete_in(tx: &mut Transaction, org: &Organization, actor_id: &str,
 /// admin: 409.
 pub async fn leave(state: &AppState, org_id: &str, user_id: &str) -> AppResult<()> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !organizations::lock(&mut *tx, org_id, now).await? {
         return Err(AppError::NotFound(
             "you are not a member of this organization".to_owned(),

@@ -88,7 +88,7 @@ fn truncate(value: &str) -> String {
 /// Creates a role (`role.created`). Taken key: 409.
 pub async fn create(state: &AppState, role: Role) -> AppResult<Role> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     roles::insert(&mut *tx, &role, now)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("the role `{}` exists", role.key)))?;
@@ -108,7 +108,7 @@ pub struct RoleChange {
 /// (which holds every permission): 409.
 pub async fn update(state: &AppState, key: &str, change: RoleChange) -> AppResult<Role> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !roles::lock(&mut *tx, key, now).await? {
         return Err(no_such_role());
     }
@@ -137,7 +137,7 @@ pub async fn update(state: &AppState, key: &str, change: RoleChange) -> AppResul
 /// members or pending invitations hold: 409.
 pub async fn delete(state: &AppState, key: &str) -> AppResult<()> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !roles::lock(&mut *tx, key, now).await? {
         return Err(no_such_role());
     }

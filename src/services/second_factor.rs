@@ -97,7 +97,7 @@ pub async fn confirm_totp(state: &AppState, user: &User, session_id: &str, code:
         .open(&user.id, &factor.secret_sealed)
         .map_err(AppError::internal)?;
     let step = totp::matching_step(&secret, code, now / 1000, factor.last_used_step).ok_or_else(wrong_code)?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !second_factor::use_step(&mut *tx, &user.id, step, now).await?
         || !second_factor::mark_totp_verified(&mut *tx, &user.id, now).await?
     {
@@ -118,7 +118,7 @@ pub async fn confirm_totp(state: &AppState, user: &User, session_id: &str, code:
 /// authenticator and backup codes go (`user.updated`). Nothing to remove: 404.
 pub async fn remove(state: &AppState, user_id: &str) -> AppResult<()> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let removed = second_factor::remove_all(&mut tx, user_id).await?;
     let updated = users::set_two_factor(&mut *tx, user_id, false, now).await?;
     if !removed && updated.is_none() {
@@ -142,7 +142,7 @@ pub async fn regenerate_backup_codes(state: &AppState, user: &User) -> AppResult
         ));
     }
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let codes = new_backup_codes(state, &mut tx, &user.id, now).await?;
     tx.commit().await?;
     Ok(codes)

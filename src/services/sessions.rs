@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// Revokes an active session. `None` if it was not active.
 pub async fn revoke(state: &AppState, session_id: &str) -> AppResult<Option<Session>> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let revoked = sessions::finish(&mut *tx, session_id, SessionStatus::Revoked, now).await?;
     let stopped: Vec<Session> = revoked.into_iter().collect();
     commit_stopped(state, tx, events::SESSION_REVOKED, &stopped, now).await?;
@@ -23,7 +23,7 @@ pub async fn revoke(state: &AppState, session_id: &str) -> AppResult<Option<Sess
 /// Revokes every active session of a user, except `keep` if given.
 pub async fn revoke_all_for_user(state: &AppState, user_id: &str, keep: Option<&str>) -> AppResult<Vec<Session>> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let stopped = sessions::revoke_all_for_user(&mut *tx, user_id, keep, now).await?;
     commit_stopped(state, tx, events::SESSION_REVOKED, &stopped, now).await?;
     Ok(stopped)
@@ -66,7 +66,7 @@ pub async fn announce(state: &AppState, stopped: Stopped) {
 /// `None` if it was not active.
 pub async fn end(state: &AppState, client: &Client, session_id: &str) -> AppResult<Option<Session>> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let ended = sessions::finish(&mut *tx, session_id, SessionStatus::Ended, now).await?;
     if ended.is_some() && client.last_active_session_id.as_deref() == Some(session_id) {
         clients::set_last_active_session(&mut *tx, &client.id, None, now).await?;
@@ -79,7 +79,7 @@ pub async fn end(state: &AppState, client: &Client, session_id: &str) -> AppResu
 /// Signs every session of this device out.
 pub async fn end_all_for_client(state: &AppState, client_id: &str) -> AppResult<Vec<Session>> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let stopped = sessions::end_all_for_client(&mut *tx, client_id, now).await?;
     clients::set_last_active_session(&mut *tx, client_id, None, now).await?;
     commit_stopped(state, tx, events::SESSION_ENDED, &stopped, now).await?;
@@ -89,7 +89,7 @@ pub async fn end_all_for_client(state: &AppState, client_id: &str) -> AppResult<
 /// Marks one session past its lifetime as expired (found on a refresh).
 pub async fn expire(state: &AppState, session_id: &str) -> AppResult<()> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let expired = sessions::finish(&mut *tx, session_id, SessionStatus::Expired, now).await?;
     let stopped: Vec<Session> = expired.into_iter().collect();
     commit_stopped(state, tx, events::SESSION_ENDED, &stopped, now).await
@@ -98,7 +98,7 @@ pub async fn expire(state: &AppState, session_id: &str) -> AppResult<()> {
 /// Marks up to `limit` sessions past their lifetime as expired (the housekeeping
 /// timer); returns how many.
 pub async fn expire_due(state: &AppState, now: i64, limit: i64) -> AppResult<usize> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let stopped = sessions::expire_due(&mut *tx, now, limit).await?;
     commit_stopped(state, tx, events::SESSION_ENDED, &stopped, now).await?;
     Ok(stopped.len())

@@ -32,7 +32,7 @@ pub struct Deleted {
 /// (`user.created`). A taken email: 422 `fields.email`.
 pub async fn create(state: &AppState, new: NewUser<'_>, metadata: &UserChange<'_>) -> AppResult<User> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let user = users::insert(&mut *tx, new, now)
         .await
         .on_unique_violation(|| AppError::field("email", "is already taken"))?;
@@ -48,7 +48,7 @@ pub async fn create(state: &AppState, new: NewUser<'_>, metadata: &UserChange<'_
 /// Changes a user's names and metadata (`user.updated`). No such user: 404.
 pub async fn update(state: &AppState, user_id: &str, change: &UserChange<'_>) -> AppResult<User> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let user = users::update(&mut *tx, user_id, change, now)
         .await?
         .ok_or_else(no_such_user)?;
@@ -61,7 +61,7 @@ pub async fn update(state: &AppState, user_id: &str, change: &UserChange<'_>) ->
 /// user: 404. Already in that state: the user unchanged.
 pub async fn set_banned(state: &AppState, user_id: &str, banned: bool) -> AppResult<User> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let Some(user) = users::set_banned(&mut *tx, user_id, banned, now).await? else {
         drop(tx);
         return users::find_by_id(&state.db.pool, user_id)
@@ -87,7 +87,7 @@ pub async fn set_banned(state: &AppState, user_id: &str, banned: bool) -> AppRes
 /// and personal items gone; organization rows they wrote stay. No such user: 404.
 pub async fn delete(state: &AppState, user_id: &str) -> AppResult<Deleted> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let stopped = remove_in(&mut tx, user_id, now).await?;
     tx.commit().await?;
     sessions::announce(state, stopped).await;
@@ -104,7 +104,7 @@ pub async fn delete(state: &AppState, user_id: &str) -> AppResult<Deleted> {
 /// only member go with them (`organization.deleted`).
 pub async fn delete_self(state: &AppState, user_id: &str) -> AppResult<()> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     // The write lock first (SQLite: a read-then-write transaction would have to upgrade
     // its lock and fail busy), then the user's organizations (serializes against admin
     // changes there).
@@ -176,7 +176,7 @@ pub async fn issue_actor_token(
     if user.banned {
         return Err(AppError::Conflict("the user is banned: unban them first".to_owned()));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let token = actor_tokens::insert(&mut *tx, user_id, actor, now + lifetime_secs * 1000, now).await?;
     let ticket = state
         .codes
@@ -217,7 +217,7 @@ pub async fn accept_actor_ticket(
     ctx: &ClientContext,
 ) -> AppResult<Option<SignInOutcome>> {
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let Some(id) = state
         .codes
         .consume_token(&mut tx, Purpose::ActorToken, ticket, now)

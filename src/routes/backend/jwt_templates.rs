@@ -237,7 +237,7 @@ async fn create_template(
     };
     apply(&mut template, input)?;
     let name = template.name.clone();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     jwt_templates::upsert(&mut *tx, &template)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("a JWT template named `{name}` exists")))?;
@@ -287,7 +287,7 @@ async fn update_template(
     apply(&mut template, body.into_inner())?;
     template.updated_at = now_ms();
     let name = template.name.clone();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     jwt_templates::upsert(&mut *tx, &template)
         .await
         .on_unique_violation(|| AppError::Conflict(format!("a JWT template named `{name}` exists")))?;
@@ -309,7 +309,7 @@ async fn delete_template(
     id: web::Path<JwtTemplateId>,
 ) -> AppResult<HttpResponse> {
     let template = find(&state, &id).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     jwt_templates::delete(&mut *tx, &template.id).await?;
     audit_template(&mut tx, "jwtTemplate.deleted", &template).await?;
     tx.commit().await?;

@@ -117,7 +117,7 @@ async fn create_endpoint(
         created_at: now_ms(),
         secret: secret.clone(),
     };
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     webhooks::insert_endpoint(&mut *tx, &endpoint).await?;
     let data = serde_json::json!({"url": endpoint.url});
     crate::db::audit::record(
@@ -167,7 +167,7 @@ async fn delete_endpoint(
     _key: BackendKey,
     id: web::Path<WebhookEndpointId>,
 ) -> AppResult<HttpResponse> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     if webhooks::delete_endpoint(&mut *tx, &id).await? {
         let data = serde_json::json!({});
         crate::db::audit::record(

@@ -306,7 +306,7 @@ pub async fn verify_session(
             session.last_verified_at = now;
         }
         Proof::SecondFactor(strategy, code) => {
-            let mut tx = state.db.pool.begin().await?;
+            let mut tx = state.db.begin().await?;
             // The write first: on SQLite the transaction then holds the write lock.
             sessions::set_second_factor_verified(&mut *tx, &session.id, now).await?;
             if !services::second_factor::check(&state, &mut tx, &user.id, strategy, &code, now).await? {

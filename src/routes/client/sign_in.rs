@@ -126,7 +126,7 @@ pub async fn sign_up(
     let password_hash = hash_password(body.password).await?;
     if let Some(invitation) = invitation {
         // The ticket went through the inbox: the address is verified, whatever the mode.
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin().await?;
         let new_user = NewUser {
             email: &email,
             password_hash: Some(&password_hash),
@@ -167,7 +167,7 @@ pub async fn sign_up(
             },
         }));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let new_user = NewUser {
         email: &email,
         password_hash: Some(&password_hash),
@@ -303,7 +303,7 @@ pub async fn sign_in(
     };
     state.throttle.record_success(&email_key).await;
     let now = now_ms();
-    let tx = state.db.pool.begin().await?;
+    let tx = state.db.begin().await?;
     let outcome = complete(
         &state,
         tx,
@@ -363,7 +363,7 @@ pub async fn second_factor(
     };
     let client_id = cookie.client_id().ok_or_else(over)?;
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let attempt = sign_in_attempts::spend_try(&mut *tx, &id, &client_id, now)
         .await?
         .ok_or_else(over)?;
