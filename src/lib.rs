@@ -37,6 +37,11 @@
 //! - **a background job**: a module in `jobs/` with a `run` loop, started in
 //!   `startup::start_background_jobs` (it is stopped with the server).
 //! - **an operation used twice**: a function in `services/`.
+//! - **a way to sign in**: a [`services::sign_in::FirstFactor`] and a call to
+//!   [`services::sign_in::complete`], which applies the second factor, bans and events.
+//! - **a sign-in provider**: any OpenID Connect provider is configuration only
+//!   (`OIDC_PROVIDERS`); one that is not (like GitHub) is a
+//!   [`config::OAuthProviderKind`] variant with its arms in [`auth::oauth`].
 
 pub mod auth;
 pub mod cli;

@@ -17,6 +17,7 @@ db_tests!(
     forged_or_broken_answers_sign_nobody_in,
     github_signs_in_with_the_primary_verified_email,
     a_user_with_a_second_factor_still_gives_it,
+    a_provider_that_takes_client_secret_post_only,
     unlinking_keeps_a_way_to_sign_in,
 );
 
@@ -209,6 +210,20 @@ async fn first_visit_creates_the_user_and_return_visits_sign_them_in(database: T
     let response = round_trip(&app, &fourth, "okta", "/account").await;
     let (from_userinfo, _) = signed_in(&app, &fourth, response, "/account").await;
     assert_eq!(user(&app, &from_userinfo).await["email_verified"], true);
+
+    // Discovery and the JWKS were fetched once for all these sign-ins. The provider
+    // rotates its key: the first token signed by the new key refetches them, once.
+    assert_eq!(provider.discovery_requests(), 1);
+    provider.set_tamper(Tamper::None);
+    provider.rotate_key();
+    let fifth = cookie_client();
+    let response = round_trip(&app, &fifth, "okta", "/account").await;
+    signed_in(&app, &fifth, response, "/account").await;
+    assert_eq!(provider.discovery_requests(), 2);
+    let sixth = cookie_client();
+    let response = round_trip(&app, &sixth, "okta", "/account").await;
+    signed_in(&app, &sixth, response, "/account").await;
+    assert_eq!(provider.discovery_requests(), 2);
 }
 
 async fn an_existing_user_is_linked_only_when_both_sides_verified_the_email(database: TestDb) {
@@ -275,6 +290,7 @@ async fn forged_or_broken_answers_sign_nobody_in(database: TestDb) {
         Tamper::WrongAudience,
         Tamper::Expired,
         Tamper::ForeignKey,
+        Tamper::UnknownKey,
         Tamper::Deny,
     ] {
         provider.set_tamper(tamper);
@@ -496,4 +512,13 @@ async fn unlinking_keeps_a_way_to_sign_in(database: TestDb) {
     assert_eq!(ada_id, ada.signed.user_id);
     let linked = identities(&app, &jwt).await;
     assert_eq!(unlink(&app, &jwt, &linked[0]).await, 204);
+}
+
+async fn a_provider_that_takes_client_secret_post_only(database: TestDb) {
+    let provider = MockProvider::start(MockUser::new(&email(), true)).await;
+    provider.take_client_secret_post_only();
+    let app = app_with(database, provider.vars("keycloak")).await;
+    let browser = cookie_client();
+    let response = round_trip(&app, &browser, "keycloak", "/account").await;
+    signed_in(&app, &browser, response, "/account").await;
 }

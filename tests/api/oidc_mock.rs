@@ -46,8 +46,10 @@ pub enum Tamper {
     WrongAudience,
     /// The ID token has expired.
     Expired,
-    /// The ID token is signed by a key the provider's JWKS does not have.
+    /// The ID token is signed by another key under the provider's key id.
     ForeignKey,
+    /// The ID token is signed by a key the provider never published.
+    UnknownKey,
     /// The ID token carries no email; userinfo has it.
     EmailOnlyInUserinfo,
     /// The user cancels at the provider (`error=access_denied`).
@@ -67,6 +69,11 @@ struct Inner {
     codes: HashMap<String, Grant>,
     tokens: HashMap<String, MockUser>,
     token_requests: usize,
+    discovery_requests: usize,
+    /// The provider signs with its second key (and publishes both).
+    rotated: bool,
+    /// The token endpoint takes client credentials only in the form body.
+    post_only: bool,
 }
 
 #[derive(Clone)]
@@ -88,9 +95,18 @@ fn provider_key() -> &'static (String, String) {
     })
 }
 
-fn foreign_key() -> &'static String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| gatehouse::auth::keys::generate_pem().expect("another key"))
+/// A second key (with its own `kid`): the rotated key, or an attacker's.
+fn second_key() -> &'static (String, String) {
+    static KEY: OnceLock<(String, String)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let pem = gatehouse::auth::keys::generate_pem().expect("another key");
+        let kid = gatehouse::auth::keys::public_jwk(&pem)
+            .unwrap()
+            .common
+            .key_id
+            .expect("a kid");
+        (pem, kid)
+    })
 }
 
 impl MockProvider {
@@ -101,6 +117,9 @@ impl MockProvider {
             codes: HashMap::new(),
             tokens: HashMap::new(),
             token_requests: 0,
+            discovery_requests: 0,
+            rotated: false,
+            post_only: false,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -136,6 +155,20 @@ impl MockProvider {
         self.inner.lock().unwrap().token_requests
     }
 
+    pub fn discovery_requests(&self) -> usize {
+        self.inner.lock().unwrap().discovery_requests
+    }
+
+    /// Makes the provider take client credentials only in the form body (and say so).
+    pub fn take_client_secret_post_only(&self) {
+        self.inner.lock().unwrap().post_only = true;
+    }
+
+    /// Rotates the signing key: the JWKS publishes a second key, which signs from now on.
+    pub fn rotate_key(&self) {
+        self.inner.lock().unwrap().rotated = true;
+    }
+
     /// The app's configuration for this provider under `name`.
     pub fn vars(&self, name: &'static str) -> Vec<(&'static str, String)> {
         let upper = name.to_uppercase();
@@ -161,8 +194,19 @@ impl MockProvider {
 }
 
 async fn discovery(provider: web::Data<MockProvider>) -> HttpResponse {
+    let post_only = {
+        let mut inner = provider.inner.lock().unwrap();
+        inner.discovery_requests += 1;
+        inner.post_only
+    };
     let issuer = &provider.issuer;
+    let auth_methods = if post_only {
+        json!(["client_secret_post"])
+    } else {
+        json!(["client_secret_basic", "client_secret_post"])
+    };
     HttpResponse::Ok().json(json!({
+        "token_endpoint_auth_methods_supported": auth_methods,
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
@@ -176,9 +220,12 @@ async fn discovery(provider: web::Data<MockProvider>) -> HttpResponse {
     }))
 }
 
-async fn jwks() -> HttpResponse {
-    let jwk = gatehouse::auth::keys::public_jwk(&provider_key().0).unwrap();
-    HttpResponse::Ok().json(json!({"keys": [jwk]}))
+async fn jwks(provider: web::Data<MockProvider>) -> HttpResponse {
+    let mut keys = vec![gatehouse::auth::keys::public_jwk(&provider_key().0).unwrap()];
+    if provider.inner.lock().unwrap().rotated {
+        keys.push(gatehouse::auth::keys::public_jwk(&second_key().0).unwrap());
+    }
+    HttpResponse::Ok().json(json!({"keys": keys}))
 }
 
 async fn authorize(provider: web::Data<MockProvider>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
@@ -221,10 +268,10 @@ async fn token(
     let form_auth = form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
         && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET);
     let header_auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
-    if !(form_auth || header_auth) {
+    let mut inner = provider.inner.lock().unwrap();
+    if !(form_auth || (header_auth && !inner.post_only)) {
         return HttpResponse::Unauthorized().json(json!({"error": "invalid_client"}));
     }
-    let mut inner = provider.inner.lock().unwrap();
     inner.token_requests += 1;
     let Some(grant) = form.get("code").and_then(|code| inner.codes.remove(code)) else {
         return error("invalid_grant");
@@ -238,6 +285,7 @@ async fn token(
         return error("invalid_grant");
     }
     let tamper = inner.tamper;
+    let rotated = inner.rotated;
     let access_token = gatehouse::ids::new_id(gatehouse::ids::IdKind::Client).replace("client_", "at_");
     inner.tokens.insert(access_token.clone(), grant.user.clone());
     drop(inner);
@@ -256,19 +304,23 @@ async fn token(
         claims["email"] = json!(user.email);
         claims["email_verified"] = json!(user.email_verified);
     }
-    let (pem, kid) = provider_key();
+    let (pem, kid) = match tamper {
+        Tamper::UnknownKey => second_key(),
+        _ if rotated => second_key(),
+        _ => provider_key(),
+    };
     let mut header = Header::new(Algorithm::RS256);
-    let id_token = if tamper == Tamper::ForeignKey {
-        header.kid = Some(kid.clone());
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_rsa_pem(foreign_key().as_bytes()).unwrap(),
-        )
+    header.kid = Some(kid.clone());
+    let signing = if tamper == Tamper::ForeignKey {
+        &second_key().0
     } else {
-        header.kid = Some(kid.clone());
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap())
-    }
+        pem
+    };
+    let id_token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(signing.as_bytes()).unwrap(),
+    )
     .unwrap();
     HttpResponse::Ok().json(json!({
         "access_token": access_token,

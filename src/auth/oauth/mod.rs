@@ -4,8 +4,9 @@
 //! `oauth2`, then its API for the user and their primary verified email).
 //!
 //! A provider's discovery document and JWKS are fetched on first use and cached for an
-//! hour; an ID token signed by a key the cache does not know refetches them (at most
-//! every 30 s), so a provider's key rotation needs no restart.
+//! hour; an ID token signed by a key the cache does not know refetches them (and a
+//! refetch so caused is not repeated within 30 s), so a provider's key rotation needs no
+//! restart.
 
 pub mod flow;
 mod http;
@@ -13,9 +14,11 @@ mod http;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreProviderMetadata, CoreUserInfoClaims,
+};
 use openidconnect::{
-    AccessToken, AuthUrl, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, TokenUrl,
 };
@@ -77,8 +80,15 @@ pub struct OAuthProviders {
 pub struct Provider {
     config: OAuthProviderConfig,
     redirect_uri: RedirectUrl,
-    /// OIDC: the discovery document (with its JWKS) and when it was fetched.
-    discovery: Mutex<Option<(Instant, Arc<CoreProviderMetadata>)>>,
+    /// OIDC: the discovery document (with its JWKS), cached.
+    discovery: Mutex<Option<Discovered>>,
+}
+
+struct Discovered {
+    metadata: Arc<CoreProviderMetadata>,
+    fetched: Instant,
+    /// Fetched again because an ID token named a key the cache did not have.
+    forced: bool,
 }
 
 type OidcClient =
@@ -195,15 +205,19 @@ impl OAuthProviders {
                     first_name: claims.given_name().and_then(|n| n.get(None)).map(|n| n.to_string()),
                     last_name: claims.family_name().and_then(|n| n.get(None)).map(|n| n.to_string()),
                 };
-                if profile.email.is_none()
+                // Some providers keep the email (or whether it is verified) out of the ID
+                // token: ask the userinfo endpoint, for the same subject.
+                if (claims.email().is_none() || claims.email_verified().is_none())
                     && let Ok(request) = client.user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
                 {
                     let info: CoreUserInfoClaims = request
                         .request_async(&self.http)
                         .await
                         .map_err(|e| OAuthFailure::new("the userinfo request failed", &e))?;
-                    profile.email = info.email().map(|e| e.to_string());
-                    profile.email_verified = info.email_verified().unwrap_or(false);
+                    if let Some(email) = info.email() {
+                        profile.email = Some(email.to_string());
+                        profile.email_verified = info.email_verified().unwrap_or(false);
+                    }
                 }
                 Ok(profile)
             }
@@ -227,7 +241,7 @@ impl Provider {
     }
 
     /// The OIDC client from the cached discovery document (fetched when missing, older
-    /// than an hour, or `refresh`ed and older than 30 s).
+    /// than an hour, or on `refresh`: at most once per 30 s).
     async fn oidc_client(&self, http: &ProviderHttp, refresh: bool) -> Result<OidcClient, OAuthFailure> {
         let OAuthProviderKind::Oidc { issuer } = &self.config.kind else {
             return Err(OAuthFailure(format!(
@@ -237,13 +251,15 @@ impl Provider {
         };
         let metadata = {
             let mut cached = self.discovery.lock().await;
-            match &*cached {
-                Some((fetched, metadata))
-                    if fetched.elapsed() < DISCOVERY_TTL && !(refresh && fetched.elapsed() >= MIN_REFETCH) =>
-                {
-                    metadata.clone()
-                }
-                _ => {
+            let fresh = cached.as_ref().filter(|d| {
+                d.fetched.elapsed() < DISCOVERY_TTL
+                    // An unknown key refetches, but not again within MIN_REFETCH of the
+                    // last refetch it caused.
+                    && !(refresh && !(d.forced && d.fetched.elapsed() < MIN_REFETCH))
+            });
+            match fresh {
+                Some(discovered) => discovered.metadata.clone(),
+                None => {
                     let issuer =
                         IssuerUrl::new(issuer.clone()).map_err(|e| OAuthFailure::new("the issuer is not a URL", &e))?;
                     let metadata = Arc::new(
@@ -251,17 +267,31 @@ impl Provider {
                             .await
                             .map_err(|e| OAuthFailure::new("discovery failed", &e))?,
                     );
-                    *cached = Some((Instant::now(), metadata.clone()));
+                    *cached = Some(Discovered {
+                        metadata: metadata.clone(),
+                        fetched: Instant::now(),
+                        forced: refresh,
+                    });
                     metadata
                 }
             }
         };
-        Ok(CoreClient::from_provider_metadata(
+        // `client_secret_basic` unless the provider says it takes only `client_secret_post`.
+        let post_only = metadata.token_endpoint_auth_methods_supported().is_some_and(|methods| {
+            methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+                && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+        });
+        let client = CoreClient::from_provider_metadata(
             (*metadata).clone(),
             ClientId::new(self.config.client_id.clone()),
             Some(ClientSecret::new(self.config.client_secret.clone())),
         )
-        .set_redirect_uri(self.redirect_uri.clone()))
+        .set_redirect_uri(self.redirect_uri.clone());
+        Ok(if post_only {
+            client.set_auth_type(AuthType::RequestBody)
+        } else {
+            client
+        })
     }
 
     fn github_client(
