@@ -1,6 +1,8 @@
 //! The auth object: what the guard middleware knows about a request's session,
 //! Clerk's `auth()` with `has()`.
 
+use std::sync::OnceLock;
+
 use actix_web::http::header::HeaderValue;
 use actix_web::web::Bytes;
 use serde::Serialize;
@@ -108,6 +110,10 @@ pub struct AuthObject {
     /// The `x-user-id` response header, made once per token (a cached token reuses it).
     #[serde(skip)]
     pub user_id_header: Option<HeaderValue>,
+    /// This object as JSON, made on first use: a cached token answers `GET /api/me`
+    /// without serializing again.
+    #[serde(skip)]
+    json: OnceLock<Bytes>,
 }
 
 impl AuthObject {
@@ -144,6 +150,7 @@ impl AuthObject {
             factor_age_minutes: claims.fva.map(|fva| fva[0]).filter(|m| *m >= 0),
             second_factor_age_minutes: claims.fva.map(|fva| fva[1]).filter(|m| *m >= 0),
             user_id_header: HeaderValue::from_str(&claims.sub).ok(),
+            json: OnceLock::new(),
         }
     }
 
@@ -167,6 +174,7 @@ impl AuthObject {
             factor_age_minutes: None,
             second_factor_age_minutes: None,
             user_id_header: None,
+            json: OnceLock::new(),
         }
     }
 
@@ -177,7 +185,9 @@ impl AuthObject {
 
     /// This object as JSON (`GET /api/me`).
     pub fn json(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(self).unwrap_or_default()))
+            .clone()
     }
 
     /// Clerk's `has()`: false without an active organization; `org:admin` holds every
