@@ -20,7 +20,7 @@ use super::minting::TokenMinter;
 use super::permissions::ADMIN_ROLE;
 use super::policy::{RouteClass, RoutePolicy, is_api_path};
 use super::rate_limit::{RateLimitStatus, RateLimiterSet};
-use super::request::{client_ip, is_trusted_origin};
+use super::request::{client_ip, client_ip_addr, is_trusted_origin};
 use super::revocation::RevocationList;
 use crate::clock::now_secs;
 use crate::config::Config;
@@ -201,12 +201,8 @@ async fn protect<B: MessageBody>(
                 .map(str::to_owned),
         }),
         backend: class == RouteClass::Backend,
-        ip: Some(client_ip(req.request(), state.config.trust_proxy_headers)),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(512).collect()),
+        ip: client_ip_addr(req.request(), state.config.trust_proxy_headers),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
     };
     req.extensions_mut().insert(resolved);
     let mut response = audit::CONTEXT.scope(context, next.call(req)).await?;

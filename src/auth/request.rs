@@ -140,13 +140,29 @@ pub fn is_trusted_origin(req: &HttpRequest, config: &crate::config::Config, orig
 
 /// The peer address, or the proxy-reported client when `TRUST_PROXY_HEADERS` is on.
 pub fn client_ip(req: &HttpRequest, trust_proxy_headers: bool) -> String {
+    if !trust_proxy_headers {
+        // The socket's peer: no header parsing (`connection_info` would also build the
+        // host and scheme, and store them in the request's extensions).
+        return req
+            .peer_addr()
+            .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+    }
     let info = req.connection_info();
-    let ip = if trust_proxy_headers {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
-    };
-    ip.map(strip_port).unwrap_or("unknown").to_owned()
+    info.realip_remote_addr()
+        .map(strip_port)
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// [`client_ip`] as an address, unformatted (for the audit context of every request);
+/// `None` when a trusted proxy's header does not hold one.
+pub fn client_ip_addr(req: &HttpRequest, trust_proxy_headers: bool) -> Option<std::net::IpAddr> {
+    if !trust_proxy_headers {
+        return req.peer_addr().map(|addr| addr.ip());
+    }
+    req.connection_info()
+        .realip_remote_addr()
+        .and_then(|ip| strip_port(ip).parse().ok())
 }
 
 fn strip_port(addr: &str) -> &str {

@@ -27,15 +27,20 @@ pub struct Principal {
     pub impersonator: Option<String>,
 }
 
-/// What the guard knows about the request an action happens in.
+/// What the guard knows about the request an action happens in. Kept as the request
+/// gave it (an address, a header): made into text only when an entry is written, so the
+/// requests that write none (most) pay nothing for it.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub principal: Option<Principal>,
     /// A Backend API request (the secret key).
     pub backend: bool,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<actix_web::http::header::HeaderValue>,
 }
+
+/// The longest user agent an entry keeps, in characters.
+const MAX_USER_AGENT: usize = 512;
 
 tokio::task_local! {
     /// The request being served (set by the guard around the handler).
@@ -168,6 +173,11 @@ pub async fn record<'e>(
         None => ("system", None, None),
     };
     let (ip, user_agent) = context.map(|c| (c.ip, c.user_agent)).unwrap_or_default();
+    let ip = ip.map(|ip| ip.to_string());
+    let user_agent = user_agent
+        .as_ref()
+        .and_then(|ua| ua.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
     sqlx::query(
         "INSERT INTO audit_log (id, action, actor_type, actor_id, impersonator, target_type, target_id, organization_id, ip_address, user_agent, data, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
