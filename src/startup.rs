@@ -95,7 +95,7 @@ fn start_background_jobs(state: &web::Data<AppState>) {
         state.background.spawn(revocation::listen(
             state.revocations.clone(),
             state.db.clone(),
-            state.config.database_url.clone(),
+            state.db.url().to_owned(),
         ));
     }
 }

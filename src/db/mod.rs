@@ -28,6 +28,8 @@ pub mod sync;
 pub mod users;
 pub mod webhooks;
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -65,6 +67,8 @@ impl Dialect {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    /// The URL the pool connects with (see [`postgres_url`]); listeners use it too.
+    url: Arc<str>,
 }
 
 /// A transaction on either dialect.
@@ -79,9 +83,17 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         install_default_drivers();
         let dialect = Dialect::from_url(url);
-        let url = match dialect {
-            Dialect::Sqlite => prepare_sqlite_url(url)?,
-            Dialect::Postgres => url.to_owned(),
+        let url: Arc<str> = match dialect {
+            Dialect::Sqlite => prepare_sqlite_url(url)?.into(),
+            Dialect::Postgres => {
+                let effective = postgres_url(url, std::env::var_os("PGSSLMODE").is_some());
+                if let Cow::Owned(_) = effective {
+                    tracing::info!(
+                        "PostgreSQL on a loopback address without `sslmode`: connecting without TLS (sslmode=disable)"
+                    );
+                }
+                effective.into()
+            }
         };
         let pool = AnyPoolOptions::new()
             .max_connections(match dialect {
@@ -115,7 +127,12 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, dialect })
+        Ok(Self { pool, dialect, url })
+    }
+
+    /// The URL the pool connects with, for connections of its own (`LISTEN`).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN
@@ -162,6 +179,47 @@ pub fn is_contention(err: &sqlx::Error) -> bool {
     }
 }
 
+/// The PostgreSQL URL to connect with. A server on a loopback address (`localhost`,
+/// `127.0.0.0/8`, `::1`) is reached without TLS unless the URL (or `PGSSLMODE`) asks for
+/// an `sslmode`: sqlx's default, `prefer`, encrypts whenever the server offers TLS (as
+/// Debian's packaged PostgreSQL does), and on loopback that protects nothing while
+/// costing both ends a third of their CPU per query (`scripts/bench-items`). Any
+/// explicit `sslmode` is kept as given; Unix sockets are never encrypted anyway.
+pub fn postgres_url(url: &str, sslmode_from_env: bool) -> Cow<'_, str> {
+    let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
+    let explicit = query
+        .split('&')
+        .any(|pair| matches!(pair.split('=').next(), Some("sslmode" | "ssl-mode")));
+    let loopback = url_host(before_query).is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    // A `host=` parameter overrides the URL's host (a socket folder, or another server).
+    let host_param = query.split('&').any(|pair| pair.starts_with("host="));
+    if explicit || sslmode_from_env || !loopback || host_param {
+        return Cow::Borrowed(url);
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Cow::Owned(format!("{url}{separator}sslmode=disable"))
+}
+
+/// The host of `scheme://[user[:password]@]host[:port][/path]`, if it names one.
+fn url_host(before_query: &str) -> Option<&str> {
+    let rest = before_query.split_once("://")?.1;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        host_port.split_once(']').map(|(h, _)| &h[..])?.trim_start_matches('[')
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 /// Makes sure the SQLite file's folder exists and that the file is created on first use.
 fn prepare_sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     let rest = url.trim_start_matches("sqlite:");
@@ -193,6 +251,45 @@ pub(crate) fn json_column(raw: Option<String>) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_postgres_goes_without_tls_unless_asked() {
+        let plain = |url| postgres_url(url, false).into_owned();
+        assert_eq!(
+            plain("postgres://postgres@127.0.0.1:5432/app"),
+            "postgres://postgres@127.0.0.1:5432/app?sslmode=disable"
+        );
+        assert_eq!(
+            plain("postgres://u:p@localhost/app?application_name=x"),
+            "postgres://u:p@localhost/app?application_name=x&sslmode=disable"
+        );
+        assert_eq!(
+            plain("postgres://u@[::1]:5432/app"),
+            "postgres://u@[::1]:5432/app?sslmode=disable"
+        );
+        assert_eq!(
+            plain("postgres://u@127.8.9.10/app"),
+            "postgres://u@127.8.9.10/app?sslmode=disable"
+        );
+        // Kept as given: an explicit mode, PGSSLMODE, another host, a `host=` override,
+        // a host that only starts like a loopback one, a password with an `@` in it.
+        for url in [
+            "postgres://u@127.0.0.1/app?sslmode=require",
+            "postgres://u@localhost/app?ssl-mode=verify-full",
+            "postgres://u@db.internal:5432/app",
+            "postgres://u@10.0.0.5/app",
+            "postgres://u@localhost/app?host=/var/run/postgresql",
+            "postgres://u@127.0.0.1.evil.example/app",
+            "postgres://u:p%40ss@localhost.evil.example/app",
+            "postgres:///app",
+        ] {
+            assert_eq!(plain(url), url);
+        }
+        assert_eq!(
+            postgres_url("postgres://u@127.0.0.1/app", true),
+            "postgres://u@127.0.0.1/app"
+        );
+    }
 
     #[test]
     fn sqlite_urls_create_the_file() {

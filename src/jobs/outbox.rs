@@ -81,7 +81,7 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
     let wake = Arc::new(Notify::new());
     let (poll, _listener) = match state.db.dialect {
         Dialect::Postgres => {
-            let listener = tokio::spawn(listen(state.config.database_url.clone(), wake.clone()));
+            let listener = tokio::spawn(listen(state.db.url().to_owned(), wake.clone()));
             (POLL_POSTGRES, Some(AbortOnDrop(listener)))
         }
         Dialect::Sqlite => (POLL_SQLITE, None),
