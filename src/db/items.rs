@@ -2,6 +2,7 @@
 //! Every query takes the [`Scope`]; there is no unscoped item query.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
@@ -45,9 +46,10 @@ pub struct Item {
     pub organization_id: Option<String>,
     pub owner_id: String,
     pub name: String,
-    /// A JSON object.
+    /// A JSON object. Kept as the stored text (validated when written), so a page is
+    /// served without parsing and re-serializing every item's data.
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: Box<RawValue>,
     /// Starts at 1 and grows by one with each update; the `ETag`.
     pub version: i64,
     /// Unix milliseconds.
@@ -63,12 +65,24 @@ impl Item {
             organization_id: row.try_get("organization_id")?,
             owner_id: row.try_get("owner_id")?,
             name: row.try_get("name")?,
-            data: super::json_column(row.try_get("data")?),
+            data: raw_object(row.try_get("data")?),
             version: row.try_get("version")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
     }
+}
+
+/// A stored `data` column as raw JSON; anything but a JSON object reads as `{}` (as
+/// [`super::json_column`] does for parsed columns).
+fn raw_object(text: Option<String>) -> Box<RawValue> {
+    text.filter(|t| t.trim_start().starts_with('{'))
+        .and_then(|t| RawValue::from_string(t).ok())
+        .unwrap_or_else(empty_object)
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("`{}` is JSON")
 }
 
 macro_rules! columns {
@@ -91,12 +105,13 @@ pub async fn insert<'e>(
     data: &serde_json::Value,
     now: i64,
 ) -> Result<Item, sqlx::Error> {
+    let text = data.to_string();
     let item = Item {
         id: new_id(IdKind::Item),
         organization_id: scope.organization_id().map(str::to_owned),
         owner_id: owner_id.to_owned(),
         name: name.to_owned(),
-        data: data.clone(),
+        data: RawValue::from_string(text.clone()).map_err(|e| sqlx::Error::Encode(e.into()))?,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -109,7 +124,7 @@ pub async fn insert<'e>(
     .bind(&item.organization_id)
     .bind(&item.owner_id)
     .bind(&item.name)
-    .bind(item.data.to_string())
+    .bind(text)
     .bind(now)
     .execute(ex)
     .await?;
