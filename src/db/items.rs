@@ -166,16 +166,18 @@ pub async fn list_for_member<'e>(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Option<MemberPage>, sqlx::Error> {
+    // The membership row is the one with a role; item rows have none. The items'
+    // organization is the one asked for, so it is not read back.
     let rows = sqlx::query(
-        "SELECT 'm' AS kind, m.role AS role, r.permissions AS permissions,
-                CAST(NULL AS TEXT) AS id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS owner_id,
-                CAST(NULL AS TEXT) AS name, CAST(NULL AS TEXT) AS data, CAST(NULL AS BIGINT) AS version,
+        "SELECT m.role AS role, r.permissions AS permissions,
+                CAST(NULL AS TEXT) AS id, CAST(NULL AS TEXT) AS owner_id, CAST(NULL AS TEXT) AS name,
+                CAST(NULL AS TEXT) AS data, CAST(NULL AS BIGINT) AS version,
                 CAST(NULL AS BIGINT) AS created_at, CAST(NULL AS BIGINT) AS updated_at
          FROM memberships m JOIN roles r ON r.id = m.role
          WHERE m.organization_id = $1 AND m.user_id = $2
          UNION ALL
-         SELECT 'i', NULL, NULL, page.* FROM (
-             SELECT id, organization_id, owner_id, name, data, version, created_at, updated_at FROM items
+         SELECT NULL, NULL, page.* FROM (
+             SELECT id, owner_id, name, data, version, created_at, updated_at FROM items
              WHERE organization_id = $1 AND (created_at, id) < ($3, $4)
                AND EXISTS (SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2)
              ORDER BY created_at DESC, id DESC LIMIT $5
@@ -191,13 +193,21 @@ pub async fn list_for_member<'e>(
     let mut member = None;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        if row.try_get::<&str, _>("kind")? == "m" {
-            member = Some((
-                row.try_get::<String, _>("role")?,
-                super::roles::parse_permissions(row.try_get("permissions")?),
-            ));
+        // By position: 0 role, 1 permissions, 2 id, 3 owner_id, 4 name, 5 data, 6 version,
+        // 7 created_at, 8 updated_at.
+        if let Some(role) = row.try_get::<Option<String>, _>(0)? {
+            member = Some((role, super::roles::parse_permissions(row.try_get(1)?)));
         } else {
-            items.push(Item::from_row(row)?);
+            items.push(Item {
+                id: row.try_get(2)?,
+                organization_id: Some(organization_id.to_owned()),
+                owner_id: row.try_get(3)?,
+                name: row.try_get(4)?,
+                data: raw_object(row.try_get(5)?),
+                version: row.try_get(6)?,
+                created_at: row.try_get(7)?,
+                updated_at: row.try_get(8)?,
+            });
         }
     }
     // UNION ALL promises no order between or within its branches' rows.
