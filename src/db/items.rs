@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
 use super::Exec;
@@ -148,6 +148,17 @@ pub async fn find<'e>(ex: impl Exec<'e>, scope: &Scope, id: &str) -> Result<Opti
     row.as_ref().map(Item::from_row).transpose()
 }
 
+/// How many rows a page query fetches (one more than the page, to tell whether another
+/// follows), written into the SQL as a literal rather than bound. With `LIMIT $n`
+/// PostgreSQL's generic plan must guess the limit (10% of the rows), which in an
+/// organization of a million items looks far costlier than a plan for the actual value;
+/// so it re-plans every execution of the prepared statement, which cost more CPU than
+/// running it (`scripts/bench-items`). With a literal the generic plan is cached after
+/// five executions. The value is an integer from 2 to 101: one statement per page size.
+fn fetch_count(page: &PageRequest) -> i64 {
+    page.limit.clamp(1, super::pagination::MAX_LIMIT) + 1
+}
+
 /// A member's role and its permissions, read beside a page of their organization's items.
 #[derive(Debug, Clone)]
 pub struct MemberPage {
@@ -168,7 +179,7 @@ pub async fn list_for_member<'e>(
 ) -> Result<Option<MemberPage>, sqlx::Error> {
     // The membership row is the one with a role; item rows have none. The items'
     // organization is the one asked for, so it is not read back.
-    let rows = sqlx::query(
+    let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT m.role AS role, r.permissions AS permissions,
                 CAST(NULL AS TEXT) AS id, CAST(NULL AS TEXT) AS owner_id, CAST(NULL AS TEXT) AS name,
                 CAST(NULL AS TEXT) AS data, CAST(NULL AS BIGINT) AS version,
@@ -180,14 +191,14 @@ pub async fn list_for_member<'e>(
              SELECT id, owner_id, name, data, version, created_at, updated_at FROM items
              WHERE organization_id = $1 AND (created_at, id) < ($3, $4)
                AND EXISTS (SELECT 1 FROM memberships WHERE organization_id = $1 AND user_id = $2)
-             ORDER BY created_at DESC, id DESC LIMIT $5
+             ORDER BY created_at DESC, id DESC LIMIT {fetch}
          ) AS page",
-    )
+        fetch = fetch_count(page)
+    )))
     .bind(organization_id)
     .bind(user_id)
     .bind(page.before.0)
     .bind(&page.before.1)
-    .bind(page.limit + 1)
     .fetch_all(ex)
     .await?;
     let mut member = None;
@@ -222,31 +233,23 @@ pub async fn list_for_member<'e>(
 /// One page of the scope's items, newest first (each scope has an index serving it).
 #[tracing::instrument(skip(ex))]
 pub async fn list<'e>(ex: impl Exec<'e>, scope: &Scope, page: &PageRequest) -> Result<Vec<Item>, sqlx::Error> {
-    let (sql, key) = match scope {
-        Scope::Organization(org) => (
-            concat!(
-                "SELECT ",
-                columns!(),
-                " FROM items WHERE organization_id = $1 AND (created_at, id) < ($2, $3)
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-            ),
-            org,
-        ),
-        Scope::Personal { owner_id } => (
-            concat!(
-                "SELECT ",
-                columns!(),
-                " FROM items WHERE organization_id IS NULL AND owner_id = $1 AND (created_at, id) < ($2, $3)
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-            ),
-            owner_id,
-        ),
+    let (filter, key) = match scope {
+        Scope::Organization(org) => ("organization_id = $1", org),
+        Scope::Personal { owner_id } => ("organization_id IS NULL AND owner_id = $1", owner_id),
     };
-    let rows = sqlx::query(sql)
+    let sql = format!(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM items WHERE {filter} AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT {fetch}"
+        ),
+        filter = filter,
+        fetch = fetch_count(page)
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(key)
         .bind(page.before.0)
         .bind(&page.before.1)
-        .bind(page.limit + 1)
         .fetch_all(ex)
         .await?;
     rows.iter().map(Item::from_row).collect()
