@@ -213,7 +213,7 @@ fn url_host(before_query: &str) -> Option<&str> {
     let authority = rest.split('/').next().unwrap_or(rest);
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if host_port.starts_with('[') {
-        host_port.split_once(']').map(|(h, _)| &h[..])?.trim_start_matches('[')
+        host_port.split_once(']')?.0.trim_start_matches('[')
     } else {
         host_port.split(':').next().unwrap_or(host_port)
     };
