@@ -46,8 +46,9 @@ pub struct Item {
     pub organization_id: Option<String>,
     pub owner_id: String,
     pub name: String,
-    /// A JSON object. Kept as the stored text (validated when written), so a page is
-    /// served without parsing and re-serializing every item's data.
+    /// A JSON object.
+    // Kept as the stored text (validated when written), so a page is served without
+    // parsing and re-serializing every item's data.
     #[schema(value_type = Object)]
     pub data: Box<RawValue>,
     /// Starts at 1 and grows by one with each update; the `ETag`.
