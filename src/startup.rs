@@ -109,6 +109,10 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .map(String::as_str)
             .chain(routes::UNLISTED_PATTERNS.iter().copied()),
     );
+    // `/openapi.json` is serialized once here and shared by every worker: a copy of the
+    // `OpenApi` value per worker (as `SwaggerUi::url` keeps one) held megabytes each.
+    let api_json = web::Bytes::from(serde_json::to_vec(&api).expect("the OpenAPI document serializes"));
+    drop(api);
     let cookie_key = state.cookie_key();
     let secure = state.config.is_production();
     // The device cookie outlives the browser: it lives as long as a session can
@@ -128,7 +132,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .into_utoipa_app()
             .configure(routes::configure)
             .into_app()
-            .configure(|cfg| routes::configure_unlisted(cfg, api.clone()))
+            .configure(|cfg| routes::configure_unlisted(cfg, api_json.clone()))
             .configure(|cfg| AppState::register(&state, cfg))
             .app_data(error::json_config())
             .app_data(error::path_config())

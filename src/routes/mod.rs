@@ -54,14 +54,28 @@ pub const UNLISTED_PATTERNS: &[&str] = &[
 ];
 
 /// Routes that are not part of the API document: pages and Swagger UI itself.
-pub fn configure_unlisted(cfg: &mut actix_web::web::ServiceConfig, api: utoipa::openapi::OpenApi) {
+pub fn configure_unlisted(cfg: &mut actix_web::web::ServiceConfig, api_json: actix_web::web::Bytes) {
     use utoipa_swagger_ui::{Config, SwaggerUi};
     pages::configure(cfg);
-    cfg.service(
+    cfg.route(
+        "/openapi.json",
+        actix_web::web::get().to(move || {
+            let body = api_json.clone();
+            async move {
+                actix_web::HttpResponse::Ok()
+                    .content_type(actix_web::http::header::ContentType::json())
+                    .body(body)
+            }
+        }),
+    )
+    .service(
         SwaggerUi::new("/swagger-ui/{_:.*}")
-            .url("/openapi.json", api)
             // The bundle would otherwise send the spec to validator.swagger.io.
-            .config(Config::default().validator_url("none").persist_authorization(true)),
+            .config(
+                Config::new(["/openapi.json"])
+                    .validator_url("none")
+                    .persist_authorization(true),
+            ),
     )
     .route(
         "/swagger-ui",
