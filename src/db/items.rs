@@ -74,8 +74,8 @@ impl Item {
     }
 }
 
-/// A stored `data` column as raw JSON; anything but a JSON object reads as `{}` (as
-/// [`super::json_column`] does for parsed columns).
+/// A stored `data` column as raw JSON (checked to be well-formed); anything but a JSON
+/// object reads as `{}`, as an empty or broken column does with [`super::json_column`].
 fn raw_object(text: Option<String>) -> Box<RawValue> {
     text.filter(|t| t.trim_start().starts_with('{'))
         .and_then(|t| RawValue::from_string(t).ok())
