@@ -92,11 +92,9 @@ fn start_background_jobs(state: &web::Data<AppState>) {
         .background
         .spawn_graceful(move |shutdown| jobs::mailer::run(worker_state, mailer, shutdown));
     if state.db.dialect == Dialect::Postgres {
-        state.background.spawn(revocation::listen(
-            state.revocations.clone(),
-            state.db.clone(),
-            state.db.url().to_owned(),
-        ));
+        state
+            .background
+            .spawn(revocation::listen(state.revocations.clone(), state.db.clone()));
     }
 }
 

@@ -126,9 +126,9 @@ pub async fn announce(db: &Db, ids: &[String]) -> Result<(), sqlx::Error> {
 
 /// Listens for other instances' announcements until the process ends, reconnecting
 /// (and catching up) whenever the connection drops.
-pub async fn listen(list: std::sync::Arc<RevocationList>, db: Db, url: String) {
+pub async fn listen(list: std::sync::Arc<RevocationList>, db: Db) {
     loop {
-        match PgListener::connect(&url).await {
+        match PgListener::connect(db.url()).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(CHANNEL).await {
                     tracing::warn!(error = %e, "LISTEN failed; retrying");
