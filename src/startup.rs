@@ -21,7 +21,7 @@ use crate::auth::revocation;
 use crate::config::Config;
 use crate::db::Dialect;
 use crate::state::{AppState, StateError};
-use crate::telemetry::request_context;
+use crate::telemetry::RequestContext;
 use crate::{error, jobs, openapi, routes};
 
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +138,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Star
             .default_service(web::to(error::not_found))
             .wrap(from_fn(guard))
             .wrap(OnlyWhere::new(session, |req| uses_client_cookie(req.path())))
-            .wrap(from_fn(request_context))
+            .wrap(RequestContext::new(state.metrics.clone()))
     });
     let server = match workers {
         Some(workers) => server.workers(workers),

@@ -7,17 +7,17 @@
 //! falls back to a locked map.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, web};
-use tracing::Instrument;
+use actix_web::{Error, HttpRequest};
 use tracing_subscriber::EnvFilter;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -69,43 +69,119 @@ fn request_id(req: &ServiceRequest) -> HeaderValue {
 }
 
 /// Middleware: the request id, a span and an access-log line (when enabled), metrics.
-pub async fn request_context(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = request_id(&req);
-    let method = req.method().clone();
-    let started = Instant::now();
-    let mut response = if tracing::enabled!(tracing::Level::INFO) {
-        let span = tracing::info_span!("request", request_id = ?id, method = %method, path = %req.path());
-        let response = next.call(req).instrument(span.clone()).await?;
+///
+/// Written as a `Transform` rather than with `from_fn`: the inner service's future is
+/// kept in place (no box per request) and the metrics are held, not looked up.
+pub struct RequestContext {
+    metrics: Arc<Metrics>,
+}
+
+impl RequestContext {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequestContext
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = RequestContextService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestContextService {
+            service,
+            metrics: self.metrics.clone(),
+        }))
+    }
+}
+
+pub struct RequestContextService<S> {
+    service: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestContextService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = RequestContextFuture<S::Future>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let id = request_id(&req);
+        let method = req.method().clone();
+        let span = tracing::enabled!(tracing::Level::INFO)
+            .then(|| tracing::info_span!("request", request_id = ?id, method = %method, path = %req.path()));
+        let started = Instant::now();
+        let future = match &span {
+            Some(span) => span.in_scope(|| self.service.call(req)),
+            None => self.service.call(req),
+        };
+        RequestContextFuture {
+            future,
+            span,
+            id: Some(id),
+            method,
+            started,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct RequestContextFuture<F> {
+        #[pin]
+        future: F,
+        // Entered around every poll of the inner future, as `Instrument` does.
+        span: Option<tracing::Span>,
+        id: Option<HeaderValue>,
+        method: Method,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    }
+}
+
+impl<F, B> Future for RequestContextFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let entered = this.span.as_ref().map(tracing::Span::enter);
+        let mut response = match this.future.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result?,
+        };
         let status = response.status().as_u16();
-        let route = response.request().match_pattern();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        span.in_scope(|| {
+        if entered.is_some() {
+            let route = response.request().match_pattern();
+            let latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
             tracing::info!(
                 status,
                 route = route.as_deref().unwrap_or(UNMATCHED),
                 latency_ms,
                 "handled"
-            )
-        });
-        response
-    } else {
-        next.call(req).await?
-    };
-    let micros = started.elapsed().as_micros() as u64;
-    if let Some(metrics) = response.request().app_data::<web::Data<Metrics>>() {
-        let route = response.request().match_pattern();
-        metrics.record(
-            &method,
-            route.as_deref().unwrap_or(UNMATCHED),
-            response.status().as_u16(),
-            micros,
-        );
+            );
+        }
+        drop(entered);
+        let micros = this.started.elapsed().as_micros() as u64;
+        this.metrics
+            .record_request(response.request(), this.method, status, micros);
+        if let Some(id) = this.id.take() {
+            response.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
+        Poll::Ready(Ok(response))
     }
-    response.headers_mut().insert(REQUEST_ID_HEADER, id);
-    Ok(response)
 }
 
 /// The route label of requests that matched no route.
@@ -137,7 +213,15 @@ struct RouteStats {
     buckets: [AtomicU64; BUCKETS_MICROS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
+    /// Whether a request whose path is this pattern, character for character, is routed
+    /// to this pattern (`UNKNOWN` until the first such request; routing is a function of
+    /// the path, so one answer holds for all).
+    routes_to_itself: AtomicU8,
 }
+
+const UNKNOWN: u8 = 0;
+const YES: u8 = 1;
+const NO: u8 = 2;
 
 impl RouteStats {
     fn new() -> Self {
@@ -146,6 +230,7 @@ impl RouteStats {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
+            routes_to_itself: AtomicU8::new(UNKNOWN),
         }
     }
 
@@ -166,7 +251,7 @@ impl RouteStats {
 #[derive(Default)]
 pub struct Metrics {
     /// Every route known at start-up: read without a lock.
-    routes: OnceLock<HashMap<String, RouteStats>>,
+    routes: OnceLock<HashMap<Box<str>, RouteStats, foldhash::fast::RandomState>>,
     /// Routes registered later (none in this app, but a route added without
     /// registration is still counted).
     late_routes: Mutex<BTreeMap<String, Box<RouteStats>>>,
@@ -221,12 +306,33 @@ impl Metrics {
     /// Registers the routes whose counters are read without a lock (once, at start-up;
     /// later calls are ignored).
     pub fn register_routes<'a>(&self, patterns: impl IntoIterator<Item = &'a str>) {
-        let mut routes: HashMap<String, RouteStats> = patterns
-            .into_iter()
-            .map(|p| (p.to_owned(), RouteStats::new()))
-            .collect();
-        routes.insert(UNMATCHED.to_owned(), RouteStats::new());
+        let mut routes: HashMap<Box<str>, RouteStats, _> =
+            patterns.into_iter().map(|p| (p.into(), RouteStats::new())).collect();
+        routes.insert(UNMATCHED.into(), RouteStats::new());
         let _ = self.routes.set(routes);
+    }
+
+    /// Records a request by the route it matched. Most requests go to a route without
+    /// parameters, whose pattern is the path itself: those are found by the path, without
+    /// asking the router for the pattern again (which builds a `String`).
+    pub fn record_request(&self, req: &HttpRequest, method: &Method, status: u16, micros: u64) {
+        let path = req.path();
+        if let Some(stats) = self.routes.get().and_then(|routes| routes.get(path)) {
+            let mut answer = stats.routes_to_itself.load(Ordering::Relaxed);
+            if answer == UNKNOWN {
+                answer = if req.match_pattern().as_deref() == Some(path) {
+                    YES
+                } else {
+                    NO
+                };
+                stats.routes_to_itself.store(answer, Ordering::Relaxed);
+            }
+            if answer == YES {
+                return stats.record(method, status, micros);
+            }
+        }
+        let route = req.match_pattern();
+        self.record(method, route.as_deref().unwrap_or(UNMATCHED), status, micros);
     }
 
     pub fn record(&self, method: &Method, route: &str, status: u16, micros: u64) {
@@ -253,7 +359,7 @@ impl Metrics {
             .get()
             .into_iter()
             .flatten()
-            .map(|(route, stats)| (route.as_str(), stats))
+            .map(|(route, stats)| (&**route, stats))
             .chain(late.iter().map(|(route, stats)| (route.as_str(), &**stats)))
             .filter(|(_, stats)| stats.count.load(Ordering::Relaxed) > 0)
             .collect();
@@ -344,5 +450,48 @@ mod tests {
         );
         assert!(text.contains("gatehouse_sign_ins_total 1"), "{text}");
         assert!(text.contains("gatehouse_something_new_total 1"), "{text}");
+    }
+
+    #[actix_web::test]
+    async fn requests_are_counted_under_the_route_they_matched() {
+        use actix_web::{App, HttpResponse, test, web};
+        let metrics = web::Data::new(Metrics::default());
+        // `/{name}` comes first, so it, not `/shadowed`, serves the path `/shadowed`.
+        metrics.register_routes(["/static", "/items/{id}", "/{name}", "/shadowed"]);
+        let record = |req: HttpRequest, metrics: web::Data<Metrics>| async move {
+            metrics.record_request(&req, &Method::GET, 200, 10);
+            HttpResponse::Ok().finish()
+        };
+        let app = test::init_service(
+            App::new()
+                .app_data(metrics.clone())
+                .route("/static", web::get().to(record))
+                .route("/items/{id}", web::get().to(record))
+                .route("/{name}", web::get().to(record))
+                .route("/shadowed", web::get().to(record)),
+        )
+        .await;
+        for path in [
+            "/static",
+            "/static",
+            "/items/1",
+            "/items/{id}",
+            "/shadowed",
+            "/shadowed",
+            "/other",
+        ] {
+            test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        }
+        let text = metrics.render();
+        let count = |route: &str| {
+            let line = format!("http_request_duration_seconds_count{{route=\"{route}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        };
+        assert_eq!(count("/static"), 2, "{text}");
+        assert_eq!(count("/items/{id}"), 2, "{text}");
+        assert_eq!(count("/{name}"), 3, "{text}");
+        assert_eq!(count("/shadowed"), 0, "{text}");
     }
 }

@@ -56,7 +56,8 @@ impl ApiKeyCache {
         {
             return Ok(entry.0.clone());
         }
-        let key = match api_keys::authenticate(&db.pool, &crate::ids::hex(&digest), now_ms).await {
+        // Boxed: the query's future is large, and a cache hit should not carry its size.
+        let key = match Box::pin(api_keys::authenticate(&db.pool, &crate::ids::hex(&digest), now_ms)).await {
             Ok(Some(key)) => key,
             Ok(None) => {
                 self.entries.remove(&digest);

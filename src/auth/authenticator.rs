@@ -87,30 +87,33 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Arc<AuthObject>, SignedOutReason> {
         let auth = match self.cache.get(token, now) {
             Some(auth) => auth,
-            None => {
-                let parsed = UnverifiedToken::parse(token).map_err(SignedOutReason::InvalidToken)?;
-                let claims = match &self.clerk {
-                    Some(clerk) if clerk.claims_to_issue(&parsed) => {
-                        clerk.verify(&parsed, now).await.map_err(|e| match e {
-                            ClerkError::Token(e) => SignedOutReason::InvalidToken(e),
-                            ClerkError::KeysUnavailable => SignedOutReason::KeysUnavailable,
-                        })?
-                    }
-                    _ => self
-                        .verifier
-                        .verify_parsed(&parsed, now)
-                        .map_err(SignedOutReason::InvalidToken)?,
-                };
-                let auth = Arc::new(AuthObject::from_claims(&claims));
-                self.cache.insert(token, auth.clone());
-                auth
-            }
+            // Boxed: verifying (for Clerk's tokens, fetching keys) makes a large future,
+            // which would otherwise enlarge every request's, the cache hit's too.
+            None => Box::pin(self.verify(token, now)).await?,
         };
         if let Some(max_age) = self.max_token_age
             && now - auth.issued_at > max_age
         {
             return Err(SignedOutReason::TokenTooOld);
         }
+        Ok(auth)
+    }
+
+    /// Verifies a token the cache does not hold, and keeps it there.
+    async fn verify(&self, token: &str, now: i64) -> Result<Arc<AuthObject>, SignedOutReason> {
+        let parsed = UnverifiedToken::parse(token).map_err(SignedOutReason::InvalidToken)?;
+        let claims = match &self.clerk {
+            Some(clerk) if clerk.claims_to_issue(&parsed) => clerk.verify(&parsed, now).await.map_err(|e| match e {
+                ClerkError::Token(e) => SignedOutReason::InvalidToken(e),
+                ClerkError::KeysUnavailable => SignedOutReason::KeysUnavailable,
+            })?,
+            _ => self
+                .verifier
+                .verify_parsed(&parsed, now)
+                .map_err(SignedOutReason::InvalidToken)?,
+        };
+        let auth = Arc::new(AuthObject::from_claims(&claims));
+        self.cache.insert(token, auth.clone());
         Ok(auth)
     }
 

@@ -102,10 +102,10 @@ async fn protect<B: MessageBody>(
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     // The path the router matches (percent-decoded where it is safe), not the raw one.
     let path = req.match_info().as_str();
-    let class = state.policy.classify(path);
+    let rules = state.policy.rules(path);
+    let class = rules.class;
     let api = is_api_path(path);
-    let rate_limited = state.rate_limits.is_some() && state.policy.is_rate_limited(path);
-    let now = now_secs();
+    let rate_limited = state.rate_limits.is_some() && rules.rate_limited;
 
     let credentials = credentials(&req);
     let has_bearer = matches!(credentials, Credentials::Bearer(_));
@@ -114,22 +114,24 @@ async fn protect<B: MessageBody>(
         (RouteClass::Backend, _) | (_, Credentials::None) => {
             (AuthState::SignedOut(SignedOutReason::NoCredentials), false)
         }
-        (_, Credentials::Bearer(token)) => (resolve(state, token, now).await, false),
-        (_, Credentials::Cookie(token)) => (resolve(state, &token, now).await, true),
+        (_, Credentials::Bearer(token)) => (resolve(state, token).await, false),
+        (_, Credentials::Cookie(token)) => (resolve(state, &token).await, true),
     };
 
     // Clerk's handshake, done in one server: a page whose `__session` is missing or
     // stale, on a device whose `__client` still holds a live session, gets a fresh token
     // in place instead of a trip to the sign-in page.
-    let mut fresh_session_cookie = None;
+    let mut fresh_session_token = None;
     if class == RouteClass::Protected
         && !api
         && !has_bearer
         && matches!(resolved, AuthState::SignedOut(_))
-        && let Some((auth, jwt)) = handshake(&req, state, now).await
+        // Boxed: its database and signing steps would otherwise make every request's
+        // future as large as theirs, allocated and moved on every call.
+        && let Some((auth, jwt)) = Box::pin(handshake(&req, state)).await
     {
         resolved = AuthState::SignedIn(auth);
-        fresh_session_cookie = Some(state.tokens.cookie(jwt));
+        fresh_session_token = Some(jwt);
     }
 
     let decision = match (&resolved, class) {
@@ -169,12 +171,13 @@ async fn protect<B: MessageBody>(
         AuthState::SignedIn(auth) => Some(auth.clone()),
         AuthState::SignedOut(_) => None,
     };
+    // Boxed for the same reason as the handshake (a Redis call, when the limits are there).
     let rate = match &state.rate_limits {
         Some(limits) if rate_limited => Some(match &signed_in {
-            Some(auth) => limits.check(&auth.user_id).await,
+            Some(auth) => Box::pin(limits.check(&auth.user_id)).await,
             None => {
                 let key = format!("ip:{}", client_ip(req.request(), state.config.trust_proxy_headers));
-                limits.check(&key).await
+                Box::pin(limits.check(&key)).await
             }
         }),
         _ => None,
@@ -209,8 +212,8 @@ async fn protect<B: MessageBody>(
     if let Some(status) = rate {
         add_rate_headers(response.response_mut(), status);
     }
-    if let Some(cookie) = fresh_session_cookie
-        && let Err(e) = response.response_mut().add_cookie(&cookie)
+    if let Some(jwt) = fresh_session_token
+        && let Err(e) = response.response_mut().add_cookie(&state.tokens.cookie(jwt))
     {
         tracing::warn!(error = %e, "could not set the refreshed __session cookie");
     }
@@ -221,7 +224,7 @@ async fn protect<B: MessageBody>(
 }
 
 /// A fresh session token for the device's active session, if it is live.
-async fn handshake(req: &ServiceRequest, state: &Guard, now: i64) -> Option<(Arc<AuthObject>, String)> {
+async fn handshake(req: &ServiceRequest, state: &Guard) -> Option<(Arc<AuthObject>, String)> {
     use actix_session::SessionExt;
     let client_id = ClientCookie::new(req.get_session()).client_id()?;
     let pool = &state.db.pool;
@@ -237,7 +240,7 @@ async fn handshake(req: &ServiceRequest, state: &Guard, now: i64) -> Option<(Arc
         return None;
     }
     let jwt = state.tokens.session_token(&session, None).await.ok()?;
-    let auth = state.authenticator.authenticate(&jwt, now).await.ok()?;
+    let auth = state.authenticator.authenticate(&jwt, now_secs()).await.ok()?;
     state.metrics.incr("handshakes");
     Some((auth, jwt))
 }
@@ -247,7 +250,8 @@ fn key_may_use(method: &Method, path: &str) -> bool {
     path == "/api/items" || path.starts_with("/api/items/") || (path == "/api/me" && method == Method::GET)
 }
 
-async fn resolve(state: &Guard, token: &str, now: i64) -> AuthState {
+async fn resolve(state: &Guard, token: &str) -> AuthState {
+    let now = now_secs();
     let authenticated = if token.starts_with(api_keys::PREFIX) {
         state.api_keys.authenticate(&state.db, token, now * 1000).await
     } else {

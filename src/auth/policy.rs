@@ -58,8 +58,6 @@ pub enum RouteClass {
     Protected,
 }
 
-use std::collections::HashMap;
-
 /// One compiled `createRouteMatcher` pattern.
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -70,8 +68,19 @@ struct Pattern {
 
 #[derive(Debug, Clone)]
 enum Segment {
-    Literal(String),
+    Literal(Box<[u8]>),
     Param,
+}
+
+/// The segments of a path after its leading `/`, as bytes: `/` is ASCII, so splitting the
+/// bytes is splitting the string, without the `char` searcher `str::split` sets up.
+fn segments(path: &str) -> impl Iterator<Item = &[u8]> {
+    path.as_bytes().split(|b| *b == b'/').skip(1)
+}
+
+/// The path's first segment (`""` for `/`).
+fn first_segment(path: &str) -> &[u8] {
+    segments(path).next().unwrap_or_default()
 }
 
 impl Pattern {
@@ -80,14 +89,12 @@ impl Pattern {
             Some(body) => (body, true),
             None => (pattern, false),
         };
-        let segments = body
-            .split('/')
-            .skip(1)
+        let segments = segments(body)
             .map(|s| {
-                if s.starts_with(':') {
+                if s.starts_with(b":") {
                     Segment::Param
                 } else {
-                    Segment::Literal(s.to_owned())
+                    Segment::Literal(s.into())
                 }
             })
             .collect();
@@ -95,7 +102,7 @@ impl Pattern {
     }
 
     fn matches(&self, path: &str) -> bool {
-        let mut parts = path.split('/').skip(1);
+        let mut parts = segments(path);
         let last = self.segments.len().saturating_sub(1);
         for (i, segment) in self.segments.iter().enumerate() {
             let Some(part) = parts.next() else {
@@ -107,14 +114,9 @@ impl Pattern {
                 Segment::Param => {}
                 // The last literal before `(.*)` may be a prefix of the segment: `/sign-in(.*)`
                 // matches `/sign-in`, `/sign-in/factor` and `/sign-in-with-sso`, as in Clerk.
-                Segment::Literal(lit) if self.open_end && i == last => {
-                    if !part.starts_with(lit.as_str()) {
-                        return false;
-                    }
-                    return true;
-                }
+                Segment::Literal(lit) if self.open_end && i == last => return part.starts_with(lit),
                 Segment::Literal(lit) => {
-                    if part != lit {
+                    if part != &**lit {
                         return false;
                     }
                 }
@@ -124,88 +126,142 @@ impl Pattern {
     }
 }
 
-/// A set of patterns; matches when any does.
+/// The lists a path is in, a bit per list (one pass over the patterns answers them all).
+type Lists = u8;
+const PUBLIC: Lists = 1;
+const ADMIN: Lists = 2;
+const BACKEND: Lists = 4;
+const EXEMPT: Lists = 8;
+
+/// The patterns tried for one first segment, with their lists.
+type Bucket = Vec<(Pattern, Lists)>;
+
+/// A set of patterns, each tagged with the lists it comes from.
 /// Patterns are indexed by their first segment, so a path is only tried against the
-/// few patterns that can match it (the guard classifies every request).
+/// few patterns that can match it (the guard classifies every request): a scan of a
+/// dozen short keys that compares lengths first, no hashing.
 #[derive(Debug, Clone)]
 pub struct RouteMatcher {
     /// First segment a literal to equal.
-    by_first_segment: HashMap<String, Vec<Pattern>>,
+    by_first_segment: Vec<(Box<[u8]>, Bucket)>,
     /// First segment a literal the path's first segment must start with (`/sign-in(.*)`).
-    by_first_prefix: Vec<(String, Pattern)>,
+    by_first_prefix: Vec<(Box<[u8]>, Pattern, Lists)>,
     /// First segment a parameter.
-    others: Vec<Pattern>,
+    others: Vec<(Pattern, Lists)>,
 }
 
 impl RouteMatcher {
     pub fn new(patterns: &[&str]) -> Self {
+        Self::tagged(&[(patterns, 1)])
+    }
+
+    fn tagged(lists: &[(&[&str], Lists)]) -> Self {
         let mut matcher = Self {
-            by_first_segment: HashMap::new(),
+            by_first_segment: Vec::new(),
             by_first_prefix: Vec::new(),
             others: Vec::new(),
         };
-        for pattern in patterns.iter().map(|p| Pattern::parse(p)) {
-            match pattern.segments.first() {
-                Some(Segment::Literal(first)) if pattern.open_end && pattern.segments.len() == 1 => {
-                    matcher.by_first_prefix.push((first.clone(), pattern));
+        for (patterns, list) in lists {
+            for pattern in patterns.iter().map(|p| Pattern::parse(p)) {
+                match pattern.segments.first() {
+                    Some(Segment::Literal(first)) if pattern.open_end && pattern.segments.len() == 1 => {
+                        matcher.by_first_prefix.push((first.clone(), pattern, *list));
+                    }
+                    Some(Segment::Literal(first)) => {
+                        match matcher.by_first_segment.iter_mut().find(|(key, _)| key == first) {
+                            Some((_, bucket)) => bucket.push((pattern, *list)),
+                            None => matcher.by_first_segment.push((first.clone(), vec![(pattern, *list)])),
+                        }
+                    }
+                    _ => matcher.others.push((pattern, *list)),
                 }
-                Some(Segment::Literal(first)) => {
-                    matcher.by_first_segment.entry(first.clone()).or_default().push(pattern);
-                }
-                _ => matcher.others.push(pattern),
             }
         }
         matcher
     }
 
+    /// The lists of every pattern that matches the path (0: none).
+    fn lists(&self, path: &str) -> Lists {
+        let first = first_segment(path);
+        let mut lists = 0;
+        let mut add = |pattern: &Pattern, list: Lists| {
+            if lists & list != list && pattern.matches(path) {
+                lists |= list;
+            }
+        };
+        if let Some((_, bucket)) = self
+            .by_first_segment
+            .iter()
+            .find(|(key, _)| key.len() == first.len() && **key == *first)
+        {
+            bucket.iter().for_each(|(pattern, list)| add(pattern, *list));
+        }
+        for (prefix, pattern, list) in &self.by_first_prefix {
+            if first.starts_with(prefix) {
+                add(pattern, *list);
+            }
+        }
+        self.others.iter().for_each(|(pattern, list)| add(pattern, *list));
+        lists
+    }
+
     pub fn matches(&self, path: &str) -> bool {
-        let first = path.split('/').nth(1).unwrap_or_default();
-        self.by_first_segment
-            .get(first)
-            .is_some_and(|patterns| patterns.iter().any(|p| p.matches(path)))
-            || self
-                .by_first_prefix
-                .iter()
-                .any(|(prefix, p)| first.starts_with(prefix.as_str()) && p.matches(path))
-            || self.others.iter().any(|p| p.matches(path))
+        self.lists(path) != 0
     }
 }
 
-/// The compiled policy the guard middleware applies.
+/// The compiled policy the guard middleware applies: every list in one matcher, so a
+/// request's path is looked at once.
 #[derive(Debug, Clone)]
 pub struct RoutePolicy {
-    public: RouteMatcher,
-    admin: RouteMatcher,
-    backend: RouteMatcher,
-    rate_limit_exempt: RouteMatcher,
+    matcher: RouteMatcher,
 }
 
 impl Default for RoutePolicy {
     fn default() -> Self {
         Self {
-            public: RouteMatcher::new(PUBLIC_ROUTES),
-            admin: RouteMatcher::new(ADMIN_ROUTES),
-            backend: RouteMatcher::new(BACKEND_ROUTES),
-            rate_limit_exempt: RouteMatcher::new(RATE_LIMIT_EXEMPT),
+            matcher: RouteMatcher::tagged(&[
+                (PUBLIC_ROUTES, PUBLIC),
+                (ADMIN_ROUTES, ADMIN),
+                (BACKEND_ROUTES, BACKEND),
+                (RATE_LIMIT_EXEMPT, EXEMPT),
+            ]),
         }
     }
 }
 
+/// What the policy says of one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathRules {
+    pub class: RouteClass,
+    /// Counted by the rate limiter (not in `RATE_LIMIT_EXEMPT`).
+    pub rate_limited: bool,
+}
+
 impl RoutePolicy {
-    pub fn classify(&self, path: &str) -> RouteClass {
-        if self.backend.matches(path) {
+    pub fn rules(&self, path: &str) -> PathRules {
+        let lists = self.matcher.lists(path);
+        let class = if lists & BACKEND != 0 {
             RouteClass::Backend
-        } else if self.admin.matches(path) {
+        } else if lists & ADMIN != 0 {
             RouteClass::Admin
-        } else if self.public.matches(path) {
+        } else if lists & PUBLIC != 0 {
             RouteClass::Public
         } else {
             RouteClass::Protected
+        };
+        PathRules {
+            class,
+            rate_limited: lists & EXEMPT == 0,
         }
     }
 
+    pub fn classify(&self, path: &str) -> RouteClass {
+        self.rules(path).class
+    }
+
     pub fn is_rate_limited(&self, path: &str) -> bool {
-        !self.rate_limit_exempt.matches(path)
+        self.rules(path).rate_limited
     }
 }
 
@@ -274,6 +330,17 @@ mod tests {
         assert_eq!(policy.classify("/healthz/../api/me"), RouteClass::Protected);
         assert_eq!(policy.classify("/anything-unlisted"), RouteClass::Protected);
         assert!(!policy.is_rate_limited("/healthz"));
+        // One pass answers every list: a path in two lists gets both.
+        for (path, class, rate_limited) in [
+            ("/healthz", RouteClass::Public, false),
+            ("/assets/app.css", RouteClass::Public, false),
+            ("/sign-in", RouteClass::Public, true),
+            ("/api/admin/api-keys", RouteClass::Admin, true),
+            ("/backend/v1/users", RouteClass::Backend, true),
+            ("/api/items/item_1", RouteClass::Protected, true),
+        ] {
+            assert_eq!(policy.rules(path), PathRules { class, rate_limited }, "{path}");
+        }
         assert!(policy.is_rate_limited("/api/me"));
         assert!(is_api_path("/api/me") && !is_api_path("/account") && !is_api_path("/apiary"));
     }
