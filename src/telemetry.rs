@@ -163,20 +163,20 @@ where
             Poll::Ready(result) => result?,
         };
         let status = response.status().as_u16();
+        let elapsed = this.started.elapsed();
+        let micros = elapsed.as_micros() as u64;
         if entered.is_some() {
+            // The access log needs the route's pattern anyway: the metrics take the same one.
             let route = response.request().match_pattern();
-            let latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
-            tracing::info!(
-                status,
-                route = route.as_deref().unwrap_or(UNMATCHED),
-                latency_ms,
-                "handled"
-            );
+            let route = route.as_deref().unwrap_or(UNMATCHED);
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            tracing::info!(status, route, latency_ms, "handled");
+            this.metrics.record(this.method, route, status, micros);
+        } else {
+            this.metrics
+                .record_request(response.request(), this.method, status, micros);
         }
         drop(entered);
-        let micros = this.started.elapsed().as_micros() as u64;
-        this.metrics
-            .record_request(response.request(), this.method, status, micros);
         if let Some(id) = this.id.take() {
             response.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
