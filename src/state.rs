@@ -148,7 +148,6 @@ impl AppState {
         cfg.app_data(state.clone())
             .app_data(web::Data::from(state.guard.clone()))
             .app_data(web::Data::from(state.config.clone()))
-            .app_data(web::Data::from(state.metrics.clone()))
             .app_data(web::Data::from(state.secret_key.clone()))
             .app_data(web::Data::new(state.db.clone()));
     }
