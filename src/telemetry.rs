@@ -1,15 +1,18 @@
 //! Logs, request ids and Prometheus metrics, cheap enough to leave on.
 //!
-//! Per request: an id (a per-process prefix and a counter, no system call), a span and
-//! an access-log line only when their level is enabled, and the metrics as relaxed
-//! atomic increments on counters registered at start-up for every route (no lock, no
+//! Per request: an id (a per-thread prefix and counter, no system call), a span and an
+//! access-log line only when their level is enabled, and the metrics as relaxed atomic
+//! increments on counters registered at start-up for every route (no lock, no
 //! allocation); a route that was not registered (rare: none is added after start-up)
-//! falls back to a locked map.
+//! falls back to a locked map. Nothing a request writes is written by the other workers
+//! too: each thread counts in its own shard, summed when `/metrics` is read.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -31,19 +34,19 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Request ids: `req_<8 random characters of this process>_<counter>`. Unique, and
-/// cheap: one atomic increment.
+/// Request ids: `req_<8 random characters of this thread>_<counter>`. Unique, and
+/// cheap: each thread counts on its own (a counter shared by the workers would be a
+/// cache line bounced between the cores on every request).
 struct RequestIds {
     prefix: String,
-    next: AtomicU64,
+    next: Cell<u64>,
 }
 
-fn request_ids() -> &'static RequestIds {
-    static IDS: OnceLock<RequestIds> = OnceLock::new();
-    IDS.get_or_init(|| RequestIds {
+thread_local! {
+    static REQUEST_IDS: RequestIds = RequestIds {
         prefix: format!("req_{}_", &crate::ids::random_token(6)),
-        next: AtomicU64::new(1),
-    })
+        next: Cell::new(1),
+    };
 }
 
 /// Accepts a caller's request id when it is short and plain; otherwise makes one.
@@ -58,20 +61,24 @@ fn request_id(req: &ServiceRequest) -> HeaderValue {
     {
         return given.clone();
     }
-    let ids = request_ids();
-    let mut counter = itoa::Buffer::new();
-    let counter = counter.format(ids.next.fetch_add(1, Ordering::Relaxed));
-    let mut id = [0u8; 64];
-    let (prefix, rest) = id.split_at_mut(ids.prefix.len());
-    prefix.copy_from_slice(ids.prefix.as_bytes());
-    rest[..counter.len()].copy_from_slice(counter.as_bytes());
-    HeaderValue::from_bytes(&id[..ids.prefix.len() + counter.len()]).expect("request ids are visible ASCII")
+    REQUEST_IDS.with(|ids| {
+        let next = ids.next.get();
+        ids.next.set(next + 1);
+        let mut counter = itoa::Buffer::new();
+        let counter = counter.format(next);
+        let mut id = [0u8; 64];
+        let (prefix, rest) = id.split_at_mut(ids.prefix.len());
+        prefix.copy_from_slice(ids.prefix.as_bytes());
+        rest[..counter.len()].copy_from_slice(counter.as_bytes());
+        HeaderValue::from_bytes(&id[..ids.prefix.len() + counter.len()]).expect("request ids are visible ASCII")
+    })
 }
 
 /// Middleware: the request id, a span and an access-log line (when enabled), metrics.
 ///
 /// Written as a `Transform` rather than with `from_fn`: the inner service's future is
-/// kept in place (no box per request) and the metrics are held, not looked up.
+/// kept in place (no box per request) and the metrics are held, not looked up, by each
+/// worker's service behind an `Rc` (whose count, unlike an `Arc`'s, no other core writes).
 pub struct RequestContext {
     metrics: Arc<Metrics>,
 }
@@ -95,14 +102,14 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequestContextService {
             service,
-            metrics: self.metrics.clone(),
+            metrics: Rc::new(self.metrics.clone()),
         }))
     }
 }
 
 pub struct RequestContextService<S> {
     service: S,
-    metrics: Arc<Metrics>,
+    metrics: Rc<Arc<Metrics>>,
 }
 
 impl<S, B> Service<ServiceRequest> for RequestContextService<S>
@@ -145,7 +152,7 @@ pin_project_lite::pin_project! {
         id: Option<HeaderValue>,
         method: Method,
         started: Instant,
-        metrics: Arc<Metrics>,
+        metrics: Rc<Arc<Metrics>>,
     }
 }
 
@@ -207,42 +214,85 @@ const STATUSES: [u16; 21] = [
     200, 201, 204, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503,
 ];
 
-/// One route's counters: requests by method and status, and a latency histogram.
+/// One route's counters: requests by method and status, and a latency histogram, kept
+/// in shards that each thread writes on its own (see [`Shard`]) and summed when rendered.
 struct RouteStats {
-    requests: [[AtomicU64; STATUSES.len() + 1]; METHODS.len() + 1],
-    buckets: [AtomicU64; BUCKETS_MICROS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+    shards: Box<[Shard]>,
     /// Whether a request whose path is this pattern, character for character, is routed
     /// to this pattern (`UNKNOWN` until the first such request; routing is a function of
     /// the path, so one answer holds for all).
     routes_to_itself: AtomicU8,
 }
 
+/// One thread's share of a route's counters, aligned to its own cache lines: workers on
+/// different cores never write the same line, which a single set of atomics made them do
+/// on every request (each increment then waits for the line to come from the other core).
+#[repr(align(128))]
+struct Shard {
+    requests: [[AtomicU64; STATUSES.len() + 1]; METHODS.len() + 1],
+    buckets: [AtomicU64; BUCKETS_MICROS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
 const UNKNOWN: u8 = 0;
 const YES: u8 = 1;
 const NO: u8 = 2;
 
+/// Shards per route: the cores, rounded up to a power of two, at most 16 (beyond that a
+/// few threads share a shard, which stays correct: the counters are atomic).
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .next_power_of_two()
+            .min(16)
+    })
+}
+
+/// This thread's shard: threads take them in turn as they first record a request.
+fn this_threads_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % shard_count();
+    }
+    SHARD.with(|shard| *shard)
+}
+
 impl RouteStats {
     fn new() -> Self {
         Self {
-            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
+            shards: (0..shard_count())
+                .map(|_| Shard {
+                    requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+                    buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+                    count: AtomicU64::new(0),
+                    sum_micros: AtomicU64::new(0),
+                })
+                .collect(),
             routes_to_itself: AtomicU8::new(UNKNOWN),
         }
     }
 
     fn record(&self, method: &Method, status: u16, micros: u64) {
+        let shard = &self.shards[this_threads_shard()];
         let m = METHODS.iter().position(|x| x == method).unwrap_or(METHODS.len());
         let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len());
-        self.requests[m][s].fetch_add(1, Ordering::Relaxed);
+        shard.requests[m][s].fetch_add(1, Ordering::Relaxed);
         if let Some(bucket) = BUCKETS_MICROS.iter().position(|b| micros <= *b) {
-            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+            shard.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        shard.count.fetch_add(1, Ordering::Relaxed);
+        shard.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// One counter summed over the shards.
+    fn total(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| counter(shard).load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -361,7 +411,7 @@ impl Metrics {
             .flatten()
             .map(|(route, stats)| (&**route, stats))
             .chain(late.iter().map(|(route, stats)| (route.as_str(), &**stats)))
-            .filter(|(_, stats)| stats.count.load(Ordering::Relaxed) > 0)
+            .filter(|(_, stats)| stats.total(|shard| &shard.count) > 0)
             .collect();
         routes.sort_by_key(|(route, _)| *route);
         let mut out = String::new();
@@ -369,10 +419,10 @@ impl Metrics {
         out.push_str("# TYPE http_requests_total counter\n");
         for (route, stats) in &routes {
             let route = escape(route);
-            for (m, by_status) in stats.requests.iter().enumerate() {
+            for m in 0..=METHODS.len() {
                 let method = METHODS.get(m).map_or("OTHER", Method::as_str);
-                for (s, count) in by_status.iter().enumerate() {
-                    let count = count.load(Ordering::Relaxed);
+                for s in 0..=STATUSES.len() {
+                    let count = stats.total(|shard| &shard.requests[m][s]);
                     if count > 0 {
                         let status = STATUSES.get(s).map_or_else(|| "other".to_owned(), u16::to_string);
                         let _ = writeln!(
@@ -388,15 +438,15 @@ impl Metrics {
         for (route, stats) in &routes {
             let route = escape(route);
             let mut cumulative = 0;
-            for (label, bucket) in BUCKET_LABELS.iter().zip(stats.buckets.iter()) {
-                cumulative += bucket.load(Ordering::Relaxed);
+            for (b, label) in BUCKET_LABELS.iter().enumerate() {
+                cumulative += stats.total(|shard| &shard.buckets[b]);
                 let _ = writeln!(
                     out,
                     "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{label}\"}} {cumulative}"
                 );
             }
-            let count = stats.count.load(Ordering::Relaxed);
-            let sum = stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let count = stats.total(|shard| &shard.count);
+            let sum = stats.total(|shard| &shard.sum_micros) as f64 / 1e6;
             let _ = writeln!(
                 out,
                 "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
