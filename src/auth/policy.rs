@@ -156,25 +156,35 @@ impl RouteMatcher {
     }
 
     fn tagged(lists: &[(&[&str], Lists)]) -> Self {
+        // A pattern in several lists (`/healthz` is public and exempt) is one entry that
+        // carries all their bits: tried once per request, not once per list.
+        let mut merged: Vec<(&str, Lists)> = Vec::new();
+        for (patterns, list) in lists {
+            for pattern in patterns.iter() {
+                match merged.iter_mut().find(|(p, _)| p == pattern) {
+                    Some((_, lists)) => *lists |= list,
+                    None => merged.push((pattern, *list)),
+                }
+            }
+        }
         let mut matcher = Self {
             by_first_segment: Vec::new(),
             by_first_prefix: Vec::new(),
             others: Vec::new(),
         };
-        for (patterns, list) in lists {
-            for pattern in patterns.iter().map(|p| Pattern::parse(p)) {
-                match pattern.segments.first() {
-                    Some(Segment::Literal(first)) if pattern.open_end && pattern.segments.len() == 1 => {
-                        matcher.by_first_prefix.push((first.clone(), pattern, *list));
-                    }
-                    Some(Segment::Literal(first)) => {
-                        match matcher.by_first_segment.iter_mut().find(|(key, _)| key == first) {
-                            Some((_, bucket)) => bucket.push((pattern, *list)),
-                            None => matcher.by_first_segment.push((first.clone(), vec![(pattern, *list)])),
-                        }
-                    }
-                    _ => matcher.others.push((pattern, *list)),
+        for (pattern, list) in merged {
+            let pattern = Pattern::parse(pattern);
+            match pattern.segments.first() {
+                Some(Segment::Literal(first)) if pattern.open_end && pattern.segments.len() == 1 => {
+                    matcher.by_first_prefix.push((first.clone(), pattern, list));
                 }
+                Some(Segment::Literal(first)) => {
+                    match matcher.by_first_segment.iter_mut().find(|(key, _)| key == first) {
+                        Some((_, bucket)) => bucket.push((pattern, list)),
+                        None => matcher.by_first_segment.push((first.clone(), vec![(pattern, list)])),
+                    }
+                }
+                _ => matcher.others.push((pattern, list)),
             }
         }
         matcher
@@ -189,15 +199,17 @@ impl RouteMatcher {
                 lists |= list;
             }
         };
+        // Length and first byte rule out almost every key before any bytes are compared.
+        let head = first.first();
         if let Some((_, bucket)) = self
             .by_first_segment
             .iter()
-            .find(|(key, _)| key.len() == first.len() && **key == *first)
+            .find(|(key, _)| key.len() == first.len() && key.first() == head && **key == *first)
         {
             bucket.iter().for_each(|(pattern, list)| add(pattern, *list));
         }
         for (prefix, pattern, list) in &self.by_first_prefix {
-            if first.starts_with(prefix) {
+            if (prefix.is_empty() || prefix.first() == head) && first.starts_with(prefix) {
                 add(pattern, *list);
             }
         }
@@ -313,6 +325,11 @@ mod tests {
             "/x/",
         ] {
             assert!(!m.matches(path), "{path}");
+        }
+        // An empty prefix (`/(.*)`) matches every path, whatever its first byte.
+        let everything = RouteMatcher::new(&["/(.*)"]);
+        for path in ["/", "/x", "/api/me", "/.well-known/jwks.json"] {
+            assert!(everything.matches(path), "{path}");
         }
     }
 
