@@ -1,8 +1,8 @@
 //! CORS for the origins in `ALLOWED_ORIGINS`: browser apps on those origins may call the
 //! API with credentials (cookies or a bearer token). The guard middleware applies it:
-//! preflights are answered first, since they carry no credentials, and every response
-//! gets its CORS headers. Other origins get none, so browsers keep their responses from
-//! scripts.
+//! preflights are answered first, since they carry no credentials, and (when
+//! `ALLOWED_ORIGINS` is set) every response gets its CORS headers. Other origins get
+//! none, so browsers keep their responses from scripts.
 
 use actix_web::HttpResponse;
 use actix_web::dev::ServiceRequest;
@@ -17,6 +17,9 @@ const EXPOSE_HEADERS: &str = "etag, idempotent-replayed, retry-after, ratelimit-
 
 /// The request's `Origin` when it is one of `ALLOWED_ORIGINS` (it gets CORS headers).
 pub fn allowed_origin(req: &ServiceRequest, config: &Config) -> Option<HeaderValue> {
+    if config.allowed_origins.is_empty() {
+        return None;
+    }
     let origin = req.headers().get(header::ORIGIN)?;
     config.is_origin_allowed(origin.to_str().ok()?).then(|| origin.clone())
 }
@@ -40,9 +43,14 @@ pub fn preflight(req: &ServiceRequest, allowed: Option<&HeaderValue>) -> Option<
     Some(response.finish())
 }
 
-/// The CORS headers of a response: `Vary: Origin` always, and for an allowed origin the
-/// permission to read the response with credentials.
-pub fn decorate(headers: &mut HeaderMap, allowed: Option<HeaderValue>) {
+/// The CORS headers of a response: `Vary: Origin` whenever some origin is allowed (the
+/// response then depends on the request's `Origin`), and for an allowed origin the
+/// permission to read the response with credentials. Without `ALLOWED_ORIGINS` no
+/// response depends on `Origin`, and none gets a CORS header.
+pub fn decorate(headers: &mut HeaderMap, config: &Config, allowed: Option<HeaderValue>) {
+    if config.allowed_origins.is_empty() {
+        return;
+    }
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

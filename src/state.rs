@@ -111,18 +111,19 @@ impl AppState {
         ));
         let guard = Arc::new(Guard {
             policy: RoutePolicy::default(),
-            authenticator: Authenticator::new(
+            authenticator: Arc::new(Authenticator::new(
                 SessionTokenVerifier::new(keys.clone(), config.issuer.clone(), config.allowed_origins.clone()),
                 ClerkVerifier::from_config(&config.clerk, &config.allowed_origins)?,
                 config.max_token_age.map(|age| age.as_secs() as i64),
-            ),
+            )),
             revocations: revocations.clone(),
-            rate_limits,
+            rate_limits: rate_limits.map(Arc::new),
             config: config.clone(),
             metrics: metrics.clone(),
             tokens: tokens.clone(),
             db: db.clone(),
             api_keys: Default::default(),
+            worker_tokens: Default::default(),
         });
         let mailer = Arc::new(Mailer::from_config(&config.email)?);
         Ok(Self {
@@ -146,7 +147,8 @@ impl AppState {
     /// Registers the state and the narrow parts the middlewares and extractors read.
     pub fn register(state: &web::Data<AppState>, cfg: &mut web::ServiceConfig) {
         cfg.app_data(state.clone())
-            .app_data(web::Data::from(state.guard.clone()))
+            // A copy per worker (see `Guard`): its `Data` count is this worker's alone.
+            .app_data(web::Data::new(Guard::clone(&state.guard)))
             .app_data(web::Data::from(state.config.clone()))
             .app_data(web::Data::from(state.secret_key.clone()))
             .app_data(web::Data::new(state.db.clone()));

@@ -183,6 +183,19 @@ impl AuthObject {
         self.api_key_id.is_some()
     }
 
+    /// A copy that shares no reference count with this one: its `x-user-id` header and
+    /// its JSON are its own (cloning a `HeaderValue` or `Bytes` shares one count).
+    pub fn unshared_copy(&self) -> Self {
+        Self {
+            user_id_header: self
+                .user_id_header
+                .as_ref()
+                .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok()),
+            json: OnceLock::new(),
+            ..self.clone()
+        }
+    }
+
     /// This object as JSON (`GET /api/me`).
     pub fn json(&self) -> Bytes {
         self.json

@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 
 use super::api_keys::{self, ApiKeyCache};
-use super::authenticator::Authenticator;
+use super::authenticator::{Authenticator, WorkerTokens};
 use super::context::{AuthObject, AuthState, Check, SignedOutReason};
 use super::cookies::{ClientCookie, SESSION_COOKIE};
 use super::minting::TokenMinter;
@@ -30,25 +30,36 @@ use crate::db::audit::{self, Principal, RequestContext as AuditContext};
 use crate::error::AppError;
 use crate::telemetry::Metrics;
 
-/// What the guard needs, registered once as `web::Data<Guard>`.
+/// What the guard needs, registered as `web::Data<Guard>`.
+///
+/// Cheap to clone, and every clone shares the same caches and limits: each worker
+/// registers its own copy, so the `Data` the guard clones on every request has a
+/// reference count that no other core writes (one shared count bounced between the
+/// cores on every request).
+#[derive(Clone)]
 pub struct Guard {
     pub policy: RoutePolicy,
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     pub revocations: Arc<RevocationList>,
-    pub rate_limits: Option<RateLimiterSet>,
+    pub rate_limits: Option<Arc<RateLimiterSet>>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     /// Mints the handshake's fresh token.
     pub tokens: Arc<TokenMinter>,
     pub db: Db,
     /// Organization API keys looked up recently.
-    pub api_keys: ApiKeyCache,
+    pub api_keys: Arc<ApiKeyCache>,
+    /// This copy's own tokens, in front of the authenticator's shared cache (empty in
+    /// every clone: see [`WorkerTokens`]).
+    pub worker_tokens: WorkerTokens,
 }
 
-/// Where the request's token came from.
+/// Where the request's token came from. A bearer token stays bytes: a token this worker
+/// has seen is found by its bytes, and only a new one is checked to be UTF-8 (scanning a
+/// session token's ~800 bytes on every request cost as much as finding it).
 enum Credentials<'a> {
     None,
-    Bearer(&'a str),
+    Bearer(&'a [u8]),
     Cookie(String),
 }
 
@@ -58,10 +69,8 @@ fn credentials(req: &ServiceRequest) -> Credentials<'_> {
         // not consulted, so a broken header never silently falls back to another session.
         let bytes = value.as_bytes();
         return match bytes.split_at_checked(7) {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => {
-                Credentials::Bearer(std::str::from_utf8(token).unwrap_or_default().trim())
-            }
-            _ => Credentials::Bearer(""),
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => Credentials::Bearer(token.trim_ascii()),
+            _ => Credentials::Bearer(b""),
         };
     }
     if !req.headers().contains_key(header::COOKIE) {
@@ -90,7 +99,7 @@ pub async fn guard(
     }
     let response = protect(req, next, &state).await?;
     let mut response = response;
-    cors::decorate(response.headers_mut(), cors_origin);
+    cors::decorate(response.headers_mut(), &state.config, cors_origin);
     Ok(response)
 }
 
@@ -115,7 +124,7 @@ async fn protect<B: MessageBody>(
             (AuthState::SignedOut(SignedOutReason::NoCredentials), false)
         }
         (_, Credentials::Bearer(token)) => (resolve(state, token).await, false),
-        (_, Credentials::Cookie(token)) => (resolve(state, &token).await, true),
+        (_, Credentials::Cookie(token)) => (resolve(state, token.as_bytes()).await, true),
     };
 
     // Clerk's handshake, done in one server: a page whose `__session` is missing or
@@ -250,12 +259,15 @@ fn key_may_use(method: &Method, path: &str) -> bool {
     path == "/api/items" || path.starts_with("/api/items/") || (path == "/api/me" && method == Method::GET)
 }
 
-async fn resolve(state: &Guard, token: &str) -> AuthState {
+/// The session (or API key) a token stands for. Bytes that are not UTF-8 are no token
+/// (they are resolved as the empty one).
+async fn resolve(state: &Guard, token: &[u8]) -> AuthState {
     let now = now_secs();
-    let authenticated = if token.starts_with(api_keys::PREFIX) {
+    let authenticated = if token.starts_with(api_keys::PREFIX.as_bytes()) {
+        let token = std::str::from_utf8(token).unwrap_or_default();
         state.api_keys.authenticate(&state.db, token, now * 1000).await
     } else {
-        state.authenticator.authenticate(token, now).await
+        state.worker_tokens.authenticate(&state.authenticator, token, now).await
     };
     match authenticated {
         // Revoked sessions are refused on their next request, whatever the token's `exp`.
