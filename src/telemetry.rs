@@ -102,15 +102,19 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequestContextService {
             service,
-            metrics: Rc::new(self.metrics.clone()),
+            metrics: Rc::new(WorkerMetrics(self.metrics.clone())),
         }))
     }
 }
 
 pub struct RequestContextService<S> {
     service: S,
-    metrics: Rc<Arc<Metrics>>,
+    metrics: Rc<WorkerMetrics>,
 }
+
+/// A worker's handle on the metrics, shared by its requests as an `Rc`: cloning it
+/// writes a count only this worker's core writes (an `Arc`'s count is written by all).
+pub struct WorkerMetrics(Arc<Metrics>);
 
 impl<S, B> Service<ServiceRequest> for RequestContextService<S>
 where
@@ -152,7 +156,7 @@ pin_project_lite::pin_project! {
         id: Option<HeaderValue>,
         method: Method,
         started: Instant,
-        metrics: Rc<Arc<Metrics>>,
+        metrics: Rc<WorkerMetrics>,
     }
 }
 
@@ -178,9 +182,10 @@ where
             let route = route.as_deref().unwrap_or(UNMATCHED);
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::info!(status, route, latency_ms, "handled");
-            this.metrics.record(this.method, route, status, micros);
+            this.metrics.0.record(this.method, route, status, micros);
         } else {
             this.metrics
+                .0
                 .record_request(response.request(), this.method, status, micros);
         }
         drop(entered);

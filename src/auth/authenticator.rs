@@ -148,9 +148,12 @@ pub struct WorkerTokens {
 
 #[derive(Default)]
 struct Copies {
-    by_tail: HashMap<u64, Vec<(Box<[u8]>, Arc<AuthObject>)>, foldhash::fast::FixedState>,
+    by_tail: HashMap<u64, Slot, foldhash::fast::FixedState>,
     count: usize,
 }
+
+/// The tokens that share one hash, with this worker's copies.
+type Slot = Vec<(Box<[u8]>, Arc<AuthObject>)>;
 
 /// Tokens a worker keeps its own copy of.
 pub const WORKER_TOKENS: usize = 512;
