@@ -15,6 +15,12 @@ use super::tokens::{CLOCK_SKEW_SECS, SessionTokenVerifier, UnverifiedToken};
 /// the number of live tokens.
 pub const MAX_CACHED_TOKENS: usize = 8_192;
 
+/// Whether a verified token may still be served from a cache at `now` (its `exp`, with
+/// the verifier's skew).
+fn unexpired(auth: &AuthObject, now: i64) -> bool {
+    auth.expires_at + CLOCK_SKEW_SECS > now
+}
+
 /// Verified tokens by the token itself: a token's signature is checked once, and later
 /// requests with it cost a hash and a comparison in a sharded map (no global lock).
 /// Entries die at `exp`: they are ignored after it and removed by [`Self::sweep`].
@@ -40,7 +46,7 @@ impl VerifiedTokenCache {
     fn get(&self, token: &str, now: i64) -> Option<Arc<AuthObject>> {
         self.entries
             .get(token)
-            .filter(|auth| auth.expires_at + CLOCK_SKEW_SECS > now)
+            .filter(|auth| unexpired(auth, now))
             .map(|auth| auth.clone())
     }
 
@@ -54,7 +60,7 @@ impl VerifiedTokenCache {
 
     /// Removes expired entries (housekeeping, every 30 s).
     pub fn sweep(&self, now: i64) {
-        self.entries.retain(|_, auth| auth.expires_at + CLOCK_SKEW_SECS > now);
+        self.entries.retain(|_, auth| unexpired(auth, now));
     }
 
     pub fn len(&self) -> usize {
@@ -196,7 +202,7 @@ impl WorkerTokens {
         let key = self.hasher.hash_one(&token[token.len().saturating_sub(TAIL)..]);
         let hit = self.lock().by_tail.get(&key).and_then(|slot| {
             slot.iter()
-                .find(|(known, auth)| **known == *token && auth.expires_at + CLOCK_SKEW_SECS > now)
+                .find(|(known, auth)| **known == *token && unexpired(auth, now))
                 .map(|(_, auth)| auth.clone())
         });
         if let Some(auth) = hit {
