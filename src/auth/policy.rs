@@ -78,11 +78,6 @@ fn segments(path: &str) -> impl Iterator<Item = &[u8]> {
     path.as_bytes().split(|b| *b == b'/').skip(1)
 }
 
-/// The path's first segment (`""` for `/`).
-fn first_segment(path: &str) -> &[u8] {
-    segments(path).next().unwrap_or_default()
-}
-
 impl Pattern {
     fn parse(pattern: &str) -> Self {
         let (body, open_end) = match pattern.strip_suffix("(.*)") {
@@ -133,21 +128,20 @@ const ADMIN: Lists = 2;
 const BACKEND: Lists = 4;
 const EXEMPT: Lists = 8;
 
-/// The patterns tried for one first segment, with their lists.
-type Bucket = Vec<(Pattern, Lists)>;
-
-/// A set of patterns, each tagged with the lists it comes from.
-/// Patterns are indexed by their first segment, so a path is only tried against the
-/// few patterns that can match it (the guard classifies every request): a scan of a
-/// dozen short keys that compares lengths first, no hashing.
+/// A set of patterns, each tagged with the lists it comes from. A pattern without a
+/// `:param` (all of the default policy's) is plain bytes: `/healthz` matches the path
+/// `/healthz` exactly, and `/sign-in(.*)` every path that starts with `/sign-in` (which is
+/// what the segment rules say of such a pattern), so most patterns are tried with one
+/// byte comparison, after a length or second-byte test rules the others out. The guard
+/// classifies every request.
 #[derive(Debug, Clone)]
 pub struct RouteMatcher {
-    /// First segment a literal to equal.
-    by_first_segment: Vec<(Box<[u8]>, Bucket)>,
-    /// First segment a literal the path's first segment must start with (`/sign-in(.*)`).
-    by_first_prefix: Vec<(Box<[u8]>, Pattern, Lists)>,
-    /// First segment a parameter.
-    others: Vec<(Pattern, Lists)>,
+    /// Patterns without `:param` or `(.*)`: the path equals them.
+    exact: Vec<(Box<[u8]>, Lists)>,
+    /// Patterns without `:param`, ending in `(.*)`: the path starts with them.
+    prefixes: Vec<(Box<[u8]>, Lists)>,
+    /// Patterns with a `:param`, matched segment by segment.
+    with_params: Vec<(Pattern, Lists)>,
 }
 
 impl RouteMatcher {
@@ -168,23 +162,21 @@ impl RouteMatcher {
             }
         }
         let mut matcher = Self {
-            by_first_segment: Vec::new(),
-            by_first_prefix: Vec::new(),
-            others: Vec::new(),
+            exact: Vec::new(),
+            prefixes: Vec::new(),
+            with_params: Vec::new(),
         };
         for (pattern, list) in merged {
-            let pattern = Pattern::parse(pattern);
-            match pattern.segments.first() {
-                Some(Segment::Literal(first)) if pattern.open_end && pattern.segments.len() == 1 => {
-                    matcher.by_first_prefix.push((first.clone(), pattern, list));
-                }
-                Some(Segment::Literal(first)) => {
-                    match matcher.by_first_segment.iter_mut().find(|(key, _)| key == first) {
-                        Some((_, bucket)) => bucket.push((pattern, list)),
-                        None => matcher.by_first_segment.push((first.clone(), vec![(pattern, list)])),
-                    }
-                }
-                _ => matcher.others.push((pattern, list)),
+            let (body, open_end) = match pattern.strip_suffix("(.*)") {
+                Some(body) => (body, true),
+                None => (pattern, false),
+            };
+            if body.split('/').any(|segment| segment.starts_with(':')) {
+                matcher.with_params.push((Pattern::parse(pattern), list));
+            } else if open_end {
+                matcher.prefixes.push((body.as_bytes().into(), list));
+            } else {
+                matcher.exact.push((body.as_bytes().into(), list));
             }
         }
         matcher
@@ -192,28 +184,26 @@ impl RouteMatcher {
 
     /// The lists of every pattern that matches the path (0: none).
     fn lists(&self, path: &str) -> Lists {
-        let first = first_segment(path);
+        let bytes = path.as_bytes();
         let mut lists = 0;
-        let mut add = |pattern: &Pattern, list: Lists| {
-            if lists & list != list && pattern.matches(path) {
+        for (pattern, list) in &self.exact {
+            if pattern.len() == bytes.len() && **pattern == *bytes {
                 lists |= list;
             }
-        };
-        // Length and first byte rule out almost every key before any bytes are compared.
-        let head = first.first();
-        if let Some((_, bucket)) = self
-            .by_first_segment
-            .iter()
-            .find(|(key, _)| key.len() == first.len() && key.first() == head && **key == *first)
-        {
-            bucket.iter().for_each(|(pattern, list)| add(pattern, *list));
         }
-        for (prefix, pattern, list) in &self.by_first_prefix {
-            if (prefix.is_empty() || prefix.first() == head) && first.starts_with(prefix) {
-                add(pattern, *list);
+        // The byte after the leading `/` rules out almost every prefix before any bytes
+        // are compared (`/` alone, the prefix of `/(.*)`, has none and is always tried).
+        let second = bytes.get(1);
+        for (prefix, list) in &self.prefixes {
+            if prefix.get(1).is_none_or(|b| Some(b) == second) && bytes.starts_with(prefix) {
+                lists |= list;
             }
         }
-        self.others.iter().for_each(|(pattern, list)| add(pattern, *list));
+        for (pattern, list) in &self.with_params {
+            if lists & *list != *list && pattern.matches(path) {
+                lists |= list;
+            }
+        }
         lists
     }
 
@@ -330,6 +320,40 @@ mod tests {
         let everything = RouteMatcher::new(&["/(.*)"]);
         for path in ["/", "/x", "/api/me", "/.well-known/jwks.json"] {
             assert!(everything.matches(path), "{path}");
+        }
+    }
+
+    /// A pattern without `:param` is matched as bytes (equal, or a prefix with `(.*)`):
+    /// the same answer as its segments give, for every listed pattern and every path
+    /// near one (the pattern's body, one byte more or less, another segment after it).
+    #[test]
+    fn literal_patterns_match_as_their_segments_do() {
+        let patterns: Vec<&str> = [PUBLIC_ROUTES, ADMIN_ROUTES, BACKEND_ROUTES, RATE_LIMIT_EXEMPT]
+            .concat()
+            .into_iter()
+            .chain(["/(.*)", "/a/(.*)", "/api/"])
+            .collect();
+        let mut paths: Vec<String> = ["/", "//", "/a", "/a/b", "/apiary", "/api/adminx", "/healthz/", "/x"]
+            .map(str::to_owned)
+            .to_vec();
+        for pattern in &patterns {
+            let body = pattern.trim_end_matches("(.*)");
+            paths.extend([
+                body.to_owned(),
+                format!("{body}x"),
+                format!("{body}/"),
+                format!("{body}/x"),
+            ]);
+            if body.len() > 1 {
+                paths.push(body[..body.len() - 1].to_owned());
+            }
+        }
+        for pattern in &patterns {
+            let matcher = RouteMatcher::new(&[pattern]);
+            let segments = Pattern::parse(pattern);
+            for path in &paths {
+                assert_eq!(matcher.matches(path), segments.matches(path), "{pattern} on {path}");
+            }
         }
     }
 
