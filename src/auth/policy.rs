@@ -78,15 +78,24 @@ fn segments(path: &str) -> impl Iterator<Item = &[u8]> {
     path.as_bytes().split(|b| *b == b'/').skip(1)
 }
 
+/// A pattern's body, and whether it ends in `(.*)`.
+fn split_open_end(pattern: &str) -> (&str, bool) {
+    match pattern.strip_suffix("(.*)") {
+        Some(body) => (body, true),
+        None => (pattern, false),
+    }
+}
+
+fn is_param(segment: &[u8]) -> bool {
+    segment.starts_with(b":")
+}
+
 impl Pattern {
     fn parse(pattern: &str) -> Self {
-        let (body, open_end) = match pattern.strip_suffix("(.*)") {
-            Some(body) => (body, true),
-            None => (pattern, false),
-        };
+        let (body, open_end) = split_open_end(pattern);
         let segments = segments(body)
             .map(|s| {
-                if s.starts_with(b":") {
+                if is_param(s) {
                     Segment::Param
                 } else {
                     Segment::Literal(s.into())
@@ -167,11 +176,8 @@ impl RouteMatcher {
             with_params: Vec::new(),
         };
         for (pattern, list) in merged {
-            let (body, open_end) = match pattern.strip_suffix("(.*)") {
-                Some(body) => (body, true),
-                None => (pattern, false),
-            };
-            if body.split('/').any(|segment| segment.starts_with(':')) {
+            let (body, open_end) = split_open_end(pattern);
+            if segments(body).any(is_param) {
                 matcher.with_params.push((Pattern::parse(pattern), list));
             } else if open_end {
                 matcher.prefixes.push((body.as_bytes().into(), list));
