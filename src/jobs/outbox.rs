@@ -44,7 +44,8 @@ pub fn backoff_ms(base_ms: i64, attempt: i64) -> i64 {
         .min(MAX_BACKOFF_MS);
     let mut random = [0u8; 2];
     crate::ids::random_bytes(&mut random);
-    let factor = 0.75 + f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX) * 0.5;
+    // Divided by 2^16, not by u16::MAX: the factor never reaches 1.25.
+    let factor = 0.75 + f64::from(u16::from_le_bytes(random)) / 65_536.0 * 0.5;
     (exponential as f64 * factor) as i64
 }
 
