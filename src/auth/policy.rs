@@ -140,39 +140,40 @@ const EXEMPT: Lists = 8;
 /// A set of patterns, each tagged with the lists it comes from. A pattern without a
 /// `:param` (all of the default policy's) is plain bytes: `/healthz` matches the path
 /// `/healthz` exactly, and `/sign-in(.*)` every path that starts with `/sign-in` (which is
-/// what the segment rules say of such a pattern), so most patterns are tried with one
-/// byte comparison, after a length or second-byte test rules the others out. The guard
+/// what the segment rules say of such a pattern). Those are kept by the byte after their
+/// leading `/`, so a path is compared only with the few that share its second byte (one
+/// for `/healthz`, none for most paths) instead of with every pattern. The guard
 /// classifies every request.
 #[derive(Debug, Clone)]
 pub struct RouteMatcher {
-    /// Patterns without `:param` or `(.*)`: the path equals them.
-    exact: Vec<Literal>,
-    /// Patterns without `:param`, ending in `(.*)`: the path starts with them.
-    prefixes: Vec<Literal>,
+    /// Patterns without `:param`: at 0 those without a second byte (`/`, `/(.*)`), which
+    /// every path is compared with; at `b + 1` those whose second byte is `b`.
+    by_second: Box<[Box<[Literal]>]>,
     /// Patterns with a `:param`, matched segment by segment.
     with_params: Vec<(Pattern, Lists)>,
 }
 
-/// A pattern without `:param`, with its length and the byte after its leading `/` kept
-/// beside it: they rule out almost every pattern without reading its bytes, which live
-/// elsewhere on the heap (read for every pattern on every request, they were one cache
-/// miss per pattern).
+/// A pattern without `:param`: the path equals it, or (`(.*)`) starts with it.
 #[derive(Debug, Clone)]
 struct Literal {
     bytes: Box<[u8]>,
-    /// `None` for `/`.
-    second: Option<u8>,
+    open_end: bool,
     lists: Lists,
 }
 
 impl Literal {
-    fn new(body: &str, lists: Lists) -> Self {
-        Self {
-            bytes: body.as_bytes().into(),
-            second: body.as_bytes().get(1).copied(),
-            lists,
+    fn matches(&self, path: &[u8]) -> bool {
+        if self.open_end {
+            path.starts_with(&self.bytes)
+        } else {
+            *self.bytes == *path
         }
     }
+}
+
+/// The bucket of [`RouteMatcher::by_second`] a path or a pattern's body belongs to.
+fn bucket(bytes: &[u8]) -> usize {
+    bytes.get(1).map_or(0, |b| usize::from(*b) + 1)
 }
 
 impl RouteMatcher {
@@ -192,39 +193,41 @@ impl RouteMatcher {
                 }
             }
         }
-        let mut matcher = Self {
-            exact: Vec::new(),
-            prefixes: Vec::new(),
-            with_params: Vec::new(),
-        };
+        let mut by_second: Vec<Vec<Literal>> = vec![Vec::new(); 257];
+        let mut with_params = Vec::new();
         for (pattern, list) in merged {
             let (body, open_end) = split_open_end(pattern);
             if segments(body).any(is_param) {
-                matcher.with_params.push((Pattern::parse(pattern), list));
-            } else if open_end {
-                matcher.prefixes.push(Literal::new(body, list));
+                with_params.push((Pattern::parse(pattern), list));
             } else {
-                matcher.exact.push(Literal::new(body, list));
+                by_second[bucket(body.as_bytes())].push(Literal {
+                    bytes: body.as_bytes().into(),
+                    open_end,
+                    lists: list,
+                });
             }
         }
-        matcher
+        Self {
+            by_second: by_second.into_iter().map(Vec::into_boxed_slice).collect(),
+            with_params,
+        }
     }
 
     /// The lists of every pattern that matches the path (0: none).
     fn lists(&self, path: &str) -> Lists {
         let bytes = path.as_bytes();
-        let second = bytes.get(1).copied();
         let mut lists = 0;
-        for exact in &self.exact {
-            if exact.bytes.len() == bytes.len() && exact.second == second && *exact.bytes == *bytes {
-                lists |= exact.lists;
+        let mut add = |literals: &[Literal]| {
+            for literal in literals {
+                if literal.matches(bytes) {
+                    lists |= literal.lists;
+                }
             }
-        }
-        for prefix in &self.prefixes {
-            // `/` alone (the prefix of `/(.*)`) has no second byte, and every path starts with it.
-            if (prefix.second.is_none() || prefix.second == second) && bytes.starts_with(&prefix.bytes) {
-                lists |= prefix.lists;
-            }
+        };
+        add(&self.by_second[0]);
+        match bucket(bytes) {
+            0 => {}
+            b => add(&self.by_second[b]),
         }
         for (pattern, list) in &self.with_params {
             if lists & *list != *list && pattern.matches(path) {
