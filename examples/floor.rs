@@ -88,7 +88,8 @@ where
         let digits = digits.format(next).as_bytes();
         id[11..11 + digits.len()].copy_from_slice(digits);
         let id = HeaderValue::from_bytes(&id[..11 + digits.len()]).expect("visible ASCII");
-        let signed_out = !req.headers().contains_key(header::AUTHORIZATION) && !req.headers().contains_key(header::COOKIE);
+        let signed_out =
+            !req.headers().contains_key(header::AUTHORIZATION) && !req.headers().contains_key(header::COOKIE);
         std::hint::black_box(signed_out);
         FloorFuture {
             future: self.service.call(req),
