@@ -19,9 +19,14 @@ pub struct NewEmail<'a> {
     pub html: Option<&'a str>,
 }
 
-/// Queues an email (due at once).
-#[tracing::instrument(skip(ex, email), fields(kind = email.kind))]
-pub async fn insert<'e>(ex: impl Exec<'e>, email: &NewEmail<'_>, now: i64) -> Result<String, sqlx::Error> {
+/// The NOTIFY channel that wakes the mail workers (PostgreSQL): sent in the email's
+/// transaction, so it arrives when the email is committed.
+pub const MAIL_CHANNEL: &str = "gatehouse_mail";
+
+/// Queues an email (due at once) and, on PostgreSQL, wakes the mail workers as the
+/// transaction commits.
+#[tracing::instrument(skip(conn, email), fields(kind = email.kind))]
+pub async fn insert(conn: &mut sqlx::AnyConnection, email: &NewEmail<'_>, now: i64) -> Result<String, sqlx::Error> {
     let id = new_id(IdKind::Email);
     sqlx::query(
         "INSERT INTO emails (id, kind, to_address, to_normalized, subject, text_body, html_body, status, attempts, next_attempt_at, locked_until, created_at, updated_at)
@@ -35,8 +40,14 @@ pub async fn insert<'e>(ex: impl Exec<'e>, email: &NewEmail<'_>, now: i64) -> Re
     .bind(email.text)
     .bind(email.html)
     .bind(now)
-    .execute(ex)
+    .execute(&mut *conn)
     .await?;
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(MAIL_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(id)
 }
 

@@ -20,10 +20,13 @@ pub const MAX_ATTEMPTS: i64 = 10;
 /// Emails sent at once per instance.
 const BATCH: i64 = 8;
 const LEASE_MS: i64 = 60_000;
-/// How often the worker looks for due emails.
-const POLL: Duration = Duration::from_millis(100);
+/// How often the worker looks for due emails when nothing woke it (see
+/// [`super::Wake`]: on PostgreSQL a new email's `NOTIFY` wakes it).
+const POLL_POSTGRES: Duration = Duration::from_millis(1000);
+const POLL_SQLITE: Duration = Duration::from_millis(100);
 
 pub async fn run(state: web::Data<AppState>, mailer: Arc<Mailer>, mut shutdown: watch::Receiver<bool>) {
+    let wake = super::Wake::new(&state.db, emails::MAIL_CHANNEL, POLL_POSTGRES, POLL_SQLITE);
     loop {
         if *shutdown.borrow() {
             break;
@@ -44,7 +47,7 @@ pub async fn run(state: web::Data<AppState>, mailer: Arc<Mailer>, mut shutdown: 
         };
         if claimed.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
+                _ = wake.wait() => {}
                 _ = shutdown.changed() => {}
             }
             continue;

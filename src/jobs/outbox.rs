@@ -6,9 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
-
 use actix_web::web;
 use tokio::sync::watch;
 
@@ -29,10 +26,8 @@ const BATCH: i64 = 32;
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between attempts.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
-/// How often a worker looks for due deliveries when nothing woke it. On PostgreSQL a
-/// new event wakes every worker at once (`NOTIFY` in the event's transaction), so the
-/// poll only catches retries that come due; SQLite has no notifications across
-/// processes and polls more often.
+/// How often the worker looks for due deliveries when nothing woke it (see
+/// [`super::Wake`]: on PostgreSQL a new event's `NOTIFY` wakes it).
 const POLL_POSTGRES: Duration = Duration::from_millis(1000);
 const POLL_SQLITE: Duration = Duration::from_millis(50);
 
@@ -79,14 +74,7 @@ fn refused_literal(url: &str, production: bool) -> Option<String> {
 pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
     let http = http_client(state.config.is_production());
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
-    let wake = Arc::new(Notify::new());
-    let (poll, _listener) = match state.db.dialect {
-        Dialect::Postgres => {
-            let listener = tokio::spawn(listen(state.db.url().to_owned(), wake.clone()));
-            (POLL_POSTGRES, Some(AbortOnDrop(listener)))
-        }
-        Dialect::Sqlite => (POLL_SQLITE, None),
-    };
+    let wake = super::Wake::new(&state.db, events::OUTBOX_CHANNEL, POLL_POSTGRES, POLL_SQLITE);
     loop {
         if *shutdown.borrow() {
             break;
@@ -100,8 +88,7 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
         };
         if claimed.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
-                _ = wake.notified() => {}
+                _ = wake.wait() => {}
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -112,7 +99,7 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let (state, http, wake) = (state.clone(), http.clone(), wake.clone());
+            let (state, http, wake) = (state.clone(), http.clone(), wake.notify.clone());
             tokio::spawn(async move {
                 deliver(state, http, delivery).await;
                 drop(permit);
@@ -123,40 +110,6 @@ pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
     }
     // Wait for the deliveries in flight.
     let _ = slots.acquire_many(BATCH as u32).await;
-}
-
-/// Aborts a task when dropped (the outbox listener stops with the worker).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Wakes the worker whenever an event with deliveries commits (on any instance),
-/// reconnecting when the connection drops (the poll covers the gap).
-async fn listen(url: String, wake: Arc<Notify>) {
-    loop {
-        match PgListener::connect(&url).await {
-            Ok(mut listener) => match listener.listen(events::OUTBOX_CHANNEL).await {
-                Ok(()) => loop {
-                    match listener.try_recv().await {
-                        Ok(Some(_)) => wake.notify_one(),
-                        // Reconnected: what was sent meanwhile may be lost; look now.
-                        Ok(None) => wake.notify_one(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "outbox listener failed; reconnecting");
-                            break;
-                        }
-                    }
-                },
-                Err(e) => tracing::warn!(error = %e, "LISTEN for the outbox failed; retrying"),
-            },
-            Err(e) => tracing::warn!(error = %e, "outbox listener cannot connect; retrying"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// Claims up to `limit` due deliveries. On SQLite a cheap read first: when it finds

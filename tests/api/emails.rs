@@ -535,3 +535,47 @@ async fn mail_is_delivered_after_the_smtp_server_comes_up_late() {
     })
     .await;
 }
+
+/// On PostgreSQL a queued email wakes the mail workers by `NOTIFY`, sent in the email's
+/// transaction: it arrives when that commits, and never for one rolled back. (The
+/// marker, sent after the rollback, must be the first notification to arrive.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_email_wakes_the_mail_workers_when_it_commits() {
+    let Some(database) = TestDb::postgres() else {
+        return;
+    };
+    let app = crate::helpers::spawn_app(database).await;
+    let channel = gatehouse::db::emails::MAIL_CHANNEL;
+    let mut listener = sqlx::postgres::PgListener::connect(app.state.db.url()).await.unwrap();
+    listener.listen(channel).await.unwrap();
+    let message = gatehouse::mail::Message {
+        kind: "test",
+        to: "wake@example.com".into(),
+        subject: "Wake".into(),
+        text: "text".into(),
+        html: "<p>html</p>".into(),
+    };
+    async fn next(listener: &mut sqlx::postgres::PgListener) -> String {
+        let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .expect("a notification within 10 s")
+            .unwrap();
+        assert_eq!(notification.channel(), gatehouse::db::emails::MAIL_CHANNEL);
+        notification.payload().to_owned()
+    }
+
+    let mut rolled_back = app.state.db.pool.begin().await.unwrap();
+    message.queue(&mut rolled_back, 0).await.unwrap();
+    rolled_back.rollback().await.unwrap();
+    sqlx::query("SELECT pg_notify($1, 'marker')")
+        .bind(channel)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut listener).await, "marker", "a rolled-back email woke nobody");
+
+    let mut committed = app.state.db.pool.begin().await.unwrap();
+    message.queue(&mut committed, 0).await.unwrap();
+    committed.commit().await.unwrap();
+    assert_eq!(next(&mut listener).await, "", "the committed email woke the workers");
+}
