@@ -83,14 +83,15 @@ impl Application {
 
 fn start_background_jobs(state: &web::Data<AppState>) {
     state.background.spawn(jobs::housekeeping::run(state.clone()));
+    let [outbox_wake, mail_wake] = jobs::Wake::for_channels(&state.db, [jobs::outbox::WAKE, jobs::mailer::WAKE]);
     let worker_state = state.clone();
     state
         .background
-        .spawn_graceful(move |shutdown| jobs::outbox::run(worker_state, shutdown));
+        .spawn_graceful(move |shutdown| jobs::outbox::run(worker_state, outbox_wake, shutdown));
     let (worker_state, mailer) = (state.clone(), state.mailer.clone());
     state
         .background
-        .spawn_graceful(move |shutdown| jobs::mailer::run(worker_state, mailer, shutdown));
+        .spawn_graceful(move |shutdown| jobs::mailer::run(worker_state, mailer, mail_wake, shutdown));
     if state.db.dialect == Dialect::Postgres {
         state
             .background

@@ -20,13 +20,20 @@ pub const MAX_ATTEMPTS: i64 = 10;
 /// Emails sent at once per instance.
 const BATCH: i64 = 8;
 const LEASE_MS: i64 = 60_000;
-/// How often the worker looks for due emails when nothing woke it (see
-/// [`super::Wake`]: on PostgreSQL a new email's `NOTIFY` wakes it).
-const POLL_POSTGRES: Duration = Duration::from_millis(1000);
-const POLL_SQLITE: Duration = Duration::from_millis(100);
+/// What wakes the worker (see [`super::Wake`]): on PostgreSQL a `NOTIFY` as new emails
+/// commit, and a poll for retries coming due; on SQLite a poll.
+pub const WAKE: super::Channel = super::Channel {
+    name: emails::MAIL_CHANNEL,
+    poll_postgres: Duration::from_millis(1000),
+    poll_sqlite: Duration::from_millis(100),
+};
 
-pub async fn run(state: web::Data<AppState>, mailer: Arc<Mailer>, mut shutdown: watch::Receiver<bool>) {
-    let wake = super::Wake::new(&state.db, emails::MAIL_CHANNEL, POLL_POSTGRES, POLL_SQLITE);
+pub async fn run(
+    state: web::Data<AppState>,
+    mailer: Arc<Mailer>,
+    wake: super::Wake,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;

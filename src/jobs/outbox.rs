@@ -26,10 +26,13 @@ const BATCH: i64 = 32;
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between attempts.
 const MAX_BACKOFF_MS: i64 = 3_600_000;
-/// How often the worker looks for due deliveries when nothing woke it (see
-/// [`super::Wake`]: on PostgreSQL a new event's `NOTIFY` wakes it).
-const POLL_POSTGRES: Duration = Duration::from_millis(1000);
-const POLL_SQLITE: Duration = Duration::from_millis(50);
+/// What wakes the worker (see [`super::Wake`]): on PostgreSQL a `NOTIFY` as new deliveries
+/// commit, and a poll for retries coming due; on SQLite a poll.
+pub const WAKE: super::Channel = super::Channel {
+    name: events::OUTBOX_CHANNEL,
+    poll_postgres: Duration::from_millis(1000),
+    poll_sqlite: Duration::from_millis(50),
+};
 
 /// The wait before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped at an hour,
 /// times a random factor in [0.75, 1.25) so that retries from many deliveries spread out.
@@ -71,10 +74,9 @@ fn refused_literal(url: &str, production: bool) -> Option<String> {
 /// Runs until `shutdown` turns true; deliveries in flight are finished first. Up to
 /// [`BATCH`] deliveries are in flight at once, and free slots are refilled as soon as
 /// they free up, so one slow receiver does not hold back the others.
-pub async fn run(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: web::Data<AppState>, wake: super::Wake, mut shutdown: watch::Receiver<bool>) {
     let http = http_client(state.config.is_production());
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
-    let wake = super::Wake::new(&state.db, events::OUTBOX_CHANNEL, POLL_POSTGRES, POLL_SQLITE);
     loop {
         if *shutdown.borrow() {
             break;

@@ -579,3 +579,44 @@ async fn a_queued_email_wakes_the_mail_workers_when_it_commits() {
     committed.commit().await.unwrap();
     assert_eq!(next(&mut listener).await, "", "the committed email woke the workers");
 }
+
+/// The workers of an instance share one listener connection on PostgreSQL: a `NOTIFY` on
+/// one channel wakes that channel's worker and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listener_wakes_only_the_worker_whose_channel_was_notified() {
+    use futures_util::FutureExt;
+    use gatehouse::jobs::{Channel, Wake};
+    let Some(database) = TestDb::postgres() else {
+        return;
+    };
+    let app = crate::helpers::spawn_app(database).await;
+    let channel = |name| Channel {
+        name,
+        poll_postgres: Duration::from_secs(3600),
+        poll_sqlite: Duration::from_secs(3600),
+    };
+    let [quiet, woken] = Wake::for_channels(&app.state.db, [channel("test_quiet"), channel("test_woken")]);
+    // Until the listener has subscribed, a `NOTIFY` reaches nobody: send until one lands.
+    let notified = woken.notify.notified();
+    tokio::pin!(notified);
+    let landed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            sqlx::query("SELECT pg_notify('test_woken', '')")
+                .execute(&app.state.db.pool)
+                .await
+                .unwrap();
+            if tokio::time::timeout(Duration::from_millis(100), notified.as_mut())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(landed.is_ok(), "the notified channel's worker was woken");
+    assert!(
+        quiet.notify.notified().now_or_never().is_none(),
+        "the other channel's worker was not"
+    );
+}
