@@ -10,7 +10,7 @@
 //! ```text
 //! cli, startup          wiring: the command line, the server, its middlewares, the jobs
 //! routes/, openapi      HTTP: extract and validate, call a service or the storage, map to JSON
-//! jobs/                 background work: housekeeping, the outbox (webhook deliveries)
+//! jobs/                 background work: housekeeping, the outbox (webhook deliveries), mail
 //! services/             operations shared by handlers and jobs, one function each
 //! state                 AppState: what handlers, services and jobs share
 //! auth/, webhooks/      tokens, keys, the authenticator, policy, guard and extractors;
@@ -35,7 +35,9 @@
 //!   [`auth::extractors`], then `RequirePermission<YourPermission>` (or
 //!   `DataScope<…>` for data that also has a personal scope) in the handlers.
 //! - **a background job**: a module in `jobs/` with a `run` loop, started in
-//!   `startup::start_background_jobs` (it is stopped with the server).
+//!   `startup::start_background_jobs` (it is stopped with the server). A job that works
+//!   through queued rows waits on a [`jobs::Wake`]: its own `NOTIFY` channel, sent in the
+//!   transaction that queues the row, on the instance's one listener (PostgreSQL), and a poll.
 //! - **an operation used twice**: a function in `services/`.
 //! - **a way to sign in**: a [`services::sign_in::FirstFactor`] and a call to
 //!   [`services::sign_in::complete`], which applies the second factor, bans and events.
