@@ -42,12 +42,7 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, email: &NewEmail<'_>, now: i
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    if conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(MAIL_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
-    }
+    super::notify_on_commit(conn, MAIL_CHANNEL).await?;
     Ok(id)
 }
 

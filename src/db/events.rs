@@ -98,11 +98,8 @@ pub async fn record(
         .await?;
     }
     let deliveries = super::webhooks::fan_out(&mut *conn, &id, event_type, now).await?;
-    if deliveries > 0 && conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(OUTBOX_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
+    if deliveries > 0 {
+        super::notify_on_commit(conn, OUTBOX_CHANNEL).await?;
     }
     Ok(id)
 }

@@ -168,6 +168,20 @@ impl Db {
     }
 }
 
+/// On PostgreSQL, `NOTIFY channel` inside the caller's transaction: the workers listening
+/// hear it when (and only if) that transaction commits. Nothing on SQLite, which has no
+/// notifications (its workers poll).
+pub async fn notify_on_commit(conn: &mut sqlx::AnyConnection, channel: &str) -> Result<(), sqlx::Error> {
+    if conn.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(channel)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// A write that lost a race and may simply be tried again: a unique violation from a
 /// racing insert, or SQLite's busy/snapshot errors (PostgreSQL serializes with locks).
 pub fn is_contention(err: &sqlx::Error) -> bool {
