@@ -38,7 +38,8 @@
 //!   `startup::start_background_jobs` (it is stopped with the server). A job that works
 //!   through queued rows waits on a [`jobs::Wake`]: its own `NOTIFY` channel, sent in the
 //!   transaction that queues the row ([`db::notify_on_commit`]), on the instance's one
-//!   listener (PostgreSQL), and a poll.
+//!   listener ([`db::listener`], PostgreSQL), and a poll. Anything else that follows a
+//!   `NOTIFY` channel subscribes to that listener too (as the revocation list does).
 //! - **an operation used twice**: a function in `services/`.
 //! - **a way to sign in**: a [`services::sign_in::FirstFactor`] and a call to
 //!   [`services::sign_in::complete`], which applies the second factor, bans and events.

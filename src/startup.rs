@@ -3,6 +3,7 @@
 //! [`Application::build`].
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::PersistentSession;
@@ -20,6 +21,7 @@ use crate::auth::policy::uses_client_cookie;
 use crate::auth::revocation;
 use crate::config::Config;
 use crate::db::Dialect;
+use crate::db::listener::Listener;
 use crate::state::{AppState, StateError};
 use crate::telemetry::RequestContext;
 use crate::{error, jobs, openapi, routes};
@@ -83,7 +85,18 @@ impl Application {
 
 fn start_background_jobs(state: &web::Data<AppState>) {
     state.background.spawn(jobs::housekeeping::run(state.clone()));
-    let [outbox_wake, mail_wake] = jobs::Wake::for_channels(&state.db, [jobs::outbox::WAKE, jobs::mailer::WAKE]);
+    // One listener connection (PostgreSQL) for the workers' channels and the revocations.
+    let mut listener = Listener::default();
+    let outbox_wake = jobs::Wake::new(&state.db, jobs::outbox::WAKE, &mut listener);
+    let mail_wake = jobs::Wake::new(&state.db, jobs::mailer::WAKE, &mut listener);
+    let announcements = revocation::Announcements {
+        list: state.revocations.clone(),
+        db: state.db.clone(),
+    };
+    listener.subscribe(revocation::CHANNEL, Arc::new(announcements));
+    if state.db.dialect == Dialect::Postgres {
+        state.background.spawn(listener.run(state.db.url().to_owned()));
+    }
     let worker_state = state.clone();
     state
         .background
@@ -92,11 +105,6 @@ fn start_background_jobs(state: &web::Data<AppState>) {
     state
         .background
         .spawn_graceful(move |shutdown| jobs::mailer::run(worker_state, mailer, mail_wake, shutdown));
-    if state.db.dialect == Dialect::Postgres {
-        state
-            .background
-            .spawn(revocation::listen(state.revocations.clone(), state.db.clone()));
-    }
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {

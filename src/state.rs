@@ -174,7 +174,7 @@ impl AppState {
     }
 }
 
-/// The background tasks of this instance (housekeeping, the revocation listener, the
+/// The background tasks of this instance (housekeeping, the `LISTEN` connection, the
 /// outbox and mail workers), stopped with the server.
 #[derive(Default)]
 pub struct Background {

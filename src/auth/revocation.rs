@@ -3,18 +3,20 @@
 //! A session's tokens live at most the token lifetime (plus skew) after its last
 //! refresh, so the middleware only needs to know the sessions that stopped within that
 //! window: [`RevocationList`] keeps exactly those, in memory. On PostgreSQL every stop
-//! is announced with `NOTIFY`, and every instance's listener adds it to its own list;
+//! is announced with `NOTIFY`, and every instance's listener ([`Announcements`], on the
+//! instance's one `LISTEN` connection) adds it to its own list; when it starts listening,
 //! after a reconnect (notifications sent meanwhile are lost) and every 30 s, a catch-up
 //! query reads the sessions that stopped within the window.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
 
-use sqlx::postgres::PgListener;
-
 use crate::clock::now_ms;
+use crate::db::listener::Subscriber;
 use crate::db::{Db, Dialect, sessions};
 
 /// The NOTIFY channel; the payload is a comma-separated list of session ids.
@@ -124,40 +126,25 @@ pub async fn announce(db: &Db, ids: &[String]) -> Result<(), sqlx::Error> {
     db.notify(CHANNEL, &payload).await
 }
 
-/// Listens for other instances' announcements until the process ends, reconnecting
-/// (and catching up) whenever the connection drops.
-pub async fn listen(list: std::sync::Arc<RevocationList>, db: Db) {
-    loop {
-        match PgListener::connect(db.url()).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "LISTEN failed; retrying");
-                } else {
-                    tracing::info!(channel = CHANNEL, "listening for session revocations");
-                    catch_up_logged(&list, &db).await;
-                    loop {
-                        match listener.try_recv().await {
-                            Ok(Some(notification)) => list.insert(notification.payload().split(',')),
-                            // The connection dropped and will be re-made: what was sent
-                            // meanwhile is lost, so read it from the table.
-                            Ok(None) => catch_up_logged(&list, &db).await,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "revocation listener failed; reconnecting");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "revocation listener cannot connect; retrying"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+/// The revocation list's side of the instance's listener: other instances'
+/// announcements go into the list, and after a gap (start-up, a dropped connection) it
+/// catches up from the database.
+pub struct Announcements {
+    pub list: std::sync::Arc<RevocationList>,
+    pub db: Db,
 }
 
-async fn catch_up_logged(list: &RevocationList, db: &Db) {
-    if let Err(e) = list.catch_up(db).await {
-        tracing::warn!(error = %e, "revocation catch-up query failed");
+impl Subscriber for Announcements {
+    fn notified(&self, payload: &str) {
+        self.list.insert(payload.split(','));
+    }
+
+    fn missed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {
+            if let Err(e) = self.list.catch_up(&self.db).await {
+                tracing::warn!(error = %e, "revocation catch-up query failed");
+            }
+        })
     }
 }
 

@@ -13,6 +13,7 @@ pub mod identities;
 pub mod invitations;
 pub mod items;
 pub mod jwt_templates;
+pub mod listener;
 pub mod memberships;
 mod migrations;
 pub mod org_settings;

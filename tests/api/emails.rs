@@ -585,6 +585,7 @@ async fn a_queued_email_wakes_the_mail_workers_when_it_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_listener_wakes_only_the_worker_whose_channel_was_notified() {
     use futures_util::FutureExt;
+    use gatehouse::db::listener::Listener;
     use gatehouse::jobs::{Channel, Wake};
     let Some(database) = TestDb::postgres() else {
         return;
@@ -595,17 +596,21 @@ async fn one_listener_wakes_only_the_worker_whose_channel_was_notified() {
         poll_postgres: Duration::from_secs(3600),
         poll_sqlite: Duration::from_secs(3600),
     };
-    let [quiet, woken] = Wake::for_channels(&app.state.db, [channel("test_quiet"), channel("test_woken")]);
+    let mut listener = Listener::default();
+    let quiet = Wake::new(&app.state.db, channel("test_quiet"), &mut listener);
+    let woken = Wake::new(&app.state.db, channel("test_woken"), &mut listener);
+    let listening = tokio::spawn(listener.run(app.state.db.url().to_owned()));
+    let notify = || async {
+        sqlx::query("SELECT pg_notify('test_woken', '')")
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+    };
     // Until the listener has subscribed, a `NOTIFY` reaches nobody: send until one lands.
-    let notified = woken.notify.notified();
-    tokio::pin!(notified);
     let landed = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            sqlx::query("SELECT pg_notify('test_woken', '')")
-                .execute(&app.state.db.pool)
-                .await
-                .unwrap();
-            if tokio::time::timeout(Duration::from_millis(100), notified.as_mut())
+            notify().await;
+            if tokio::time::timeout(Duration::from_millis(100), woken.notify.notified())
                 .await
                 .is_ok()
             {
@@ -615,8 +620,16 @@ async fn one_listener_wakes_only_the_worker_whose_channel_was_notified() {
     })
     .await;
     assert!(landed.is_ok(), "the notified channel's worker was woken");
+    // Starting to listen woke both (what was sent before is missed): start from none.
+    let _ = quiet.notify.notified().now_or_never();
+    let _ = woken.notify.notified().now_or_never();
+    notify().await;
+    tokio::time::timeout(Duration::from_secs(10), woken.notify.notified())
+        .await
+        .expect("the notified channel's worker was woken again");
     assert!(
         quiet.notify.notified().now_or_never().is_none(),
         "the other channel's worker was not"
     );
+    listening.abort();
 }
