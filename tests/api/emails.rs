@@ -606,7 +606,8 @@ async fn one_listener_wakes_only_the_worker_whose_channel_was_notified() {
             .await
             .unwrap();
     };
-    // Until the listener has subscribed, a `NOTIFY` reaches nobody: send until one lands.
+    // Until the listener has subscribed, a `NOTIFY` reaches nobody: send until the woken
+    // worker hears something (that `NOTIFY`, or the listener's start, which wakes both).
     let landed = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             notify().await;
@@ -620,7 +621,7 @@ async fn one_listener_wakes_only_the_worker_whose_channel_was_notified() {
     })
     .await;
     assert!(landed.is_ok(), "the notified channel's worker was woken");
-    // Starting to listen woke both (what was sent before is missed): start from none.
+    // The listener listens now, and may have woken both as it started: start from none.
     let _ = quiet.notify.notified().now_or_never();
     let _ = woken.notify.notified().now_or_never();
     notify().await;
