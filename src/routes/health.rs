@@ -1,5 +1,6 @@
 //! `/healthz`, `/readyz`, `/metrics`.
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,11 +20,20 @@ pub struct Health {
 }
 
 /// The process is up.
+// The answer never changes, so it is written once: load balancers call this every few
+// seconds, and `web::Json` would serialize the body into a new `String` and turn its
+// `Mime` into a freshly allocated header value on every call (about 500 instructions of
+// a request's 21,000).
 #[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
 #[get("/healthz")]
-async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok" })
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .body(HEALTHY)
 }
+
+/// `Health { status: "ok" }`, serialized (a test checks that it is).
+const HEALTHY: &str = r#"{"status":"ok"}"#;
 
 /// The database answers.
 #[utoipa::path(
@@ -46,4 +56,14 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_health_body_is_the_serialized_one() {
+        assert_eq!(HEALTHY, serde_json::to_string(&Health { status: "ok" }).unwrap());
+    }
 }

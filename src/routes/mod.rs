@@ -21,9 +21,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// path segments: the router only tries the routes of the scope a request's path is in
 /// (a route pattern with a parameter costs a regular-expression match to try), and each
 /// scope lists its busiest routes first. The router tries its entries in turn (a hundred
-/// instructions or more each, even for a plain path), so the API and the client API (where
-/// every open tab refreshes its token about once a minute), the bulk of the traffic, come
-/// before the probes, the key documents and the Backend API.
+/// instructions or more each, even for a plain path), so the API, the bulk of the
+/// traffic, comes first; then the probes (a load balancer's every few seconds, cheap
+/// enough that the router's steps are a good part of their cost); then the client API
+/// (every open tab refreshes its token about once a minute, but each refresh signs a
+/// token, which dwarfs the three routes tried before it), the key documents and the
+/// Backend API.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(scope("/api").configure(|cfg| {
         me::configure(cfg);
@@ -34,9 +37,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         admin::configure(cfg);
         tokens::configure(cfg);
         webhooks::configure(cfg);
-    }))
-    .service(scope("/v1").configure(client::configure));
+    }));
     health::configure(cfg);
+    cfg.service(scope("/v1").configure(client::configure));
     wellknown::configure(cfg);
     cfg.service(scope("/backend/v1").configure(backend::configure));
 }

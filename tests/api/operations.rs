@@ -14,6 +14,7 @@ async fn health_readiness_and_metrics(database: TestDb) {
     let app = spawn_app(database).await;
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    assert_eq!(health.headers()["content-type"], "application/json");
     assert_eq!(health.json::<serde_json::Value>().await.unwrap()["status"], "ok");
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
