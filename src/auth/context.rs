@@ -50,7 +50,8 @@ impl SignedOutReason {
     }
 }
 
-/// What the middleware resolved, stored in the request's extensions.
+/// What the middleware resolved, stored in the request's extensions (except
+/// `SignedOut(NoCredentials)`, which is what no state means: see the extractors).
 #[derive(Debug, Clone)]
 pub enum AuthState {
     SignedIn(std::sync::Arc<AuthObject>),

@@ -3,7 +3,8 @@
 //! (a permission in the active organization, as the membership is *now*),
 //! [`DataScope`] (the personal account, or the active organization with a permission),
 //! [`RequireAdmin`] and [`Reverified`]. They read what the guard middleware resolved;
-//! on an app without the middleware they answer a 500 that names the fix.
+//! on an app without the middleware they answer a 500 that names the fix (the guard leaves
+//! no state for a request without credentials: see [`auth_state`]).
 
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::context::{AuthObject, AuthState, Check};
+use super::context::{AuthObject, AuthState, Check, SignedOutReason};
 use super::permissions::{
     ADMIN_ROLE, DATA_DELETE, DATA_READ, DATA_WRITE, SYS_MEMBERSHIPS_MANAGE, SYS_PROFILE_DELETE, SYS_PROFILE_MANAGE,
 };
+use crate::db::audit;
 use crate::db::items::{self, Item, Scope};
 use crate::db::pagination::PageRequest;
 use crate::db::{Db, memberships};
@@ -28,11 +30,17 @@ type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>
 const NO_MIDDLEWARE: &str = "the Gatehouse guard middleware is not installed: wrap the app with \
     `actix_web::middleware::from_fn(gatehouse::auth::guard::guard)` (see startup.rs)";
 
+/// What the guard resolved. It leaves nothing for a request without credentials, and
+/// runs the app inside the audit context's scope: no state inside that scope is signed
+/// out; outside it (no guard around the app) is a misconfiguration.
 fn auth_state(req: &HttpRequest) -> Result<AuthState, AppError> {
-    req.extensions()
-        .get::<AuthState>()
-        .cloned()
-        .ok_or(AppError::Misconfigured(NO_MIDDLEWARE))
+    if let Some(state) = req.extensions().get::<AuthState>() {
+        return Ok(state.clone());
+    }
+    match audit::CONTEXT.try_with(|_| ()) {
+        Ok(()) => Ok(AuthState::SignedOut(SignedOutReason::NoCredentials)),
+        Err(_) => Err(AppError::Misconfigured(NO_MIDDLEWARE)),
+    }
 }
 
 /// A signed-in session (Clerk's `auth()` with a `userId`). Signed out: 401.
@@ -337,5 +345,40 @@ impl<const MINUTES: i64> FromRequest for Reverified<MINUTES> {
                 _ => Err(AppError::ReverificationRequired(MINUTES)),
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_no_credentials(state: &Result<AuthState, AppError>) -> bool {
+        matches!(state, Ok(AuthState::SignedOut(SignedOutReason::NoCredentials)))
+    }
+
+    #[actix_web::test]
+    async fn no_state_is_signed_out_inside_the_guard_and_a_misconfiguration_outside() {
+        let req = actix_web::test::TestRequest::get().to_http_request();
+        // Outside the scope the guard runs the app in: no guard, and a 500 naming the fix.
+        assert!(matches!(auth_state(&req), Err(AppError::Misconfigured(NO_MIDDLEWARE))));
+        // Inside it: a request without credentials, which the guard leaves no state for.
+        let inside = audit::CONTEXT
+            .scope(audit::RequestContext::default(), async { auth_state(&req) })
+            .await;
+        assert!(is_no_credentials(&inside));
+        // What the guard did leave is what the extractors read, inside or out.
+        req.extensions_mut()
+            .insert(AuthState::SignedOut(SignedOutReason::SessionStopped));
+        let left = audit::CONTEXT
+            .scope(audit::RequestContext::default(), async { auth_state(&req) })
+            .await;
+        assert!(matches!(
+            left,
+            Ok(AuthState::SignedOut(SignedOutReason::SessionStopped))
+        ));
+        assert!(matches!(
+            auth_state(&req),
+            Ok(AuthState::SignedOut(SignedOutReason::SessionStopped))
+        ));
     }
 }

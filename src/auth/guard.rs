@@ -216,7 +216,13 @@ async fn protect<B: MessageBody>(
         ip: client_ip_addr(req.request(), state.config.trust_proxy_headers),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
     };
-    req.extensions_mut().insert(resolved);
+    // A request without credentials (most of a public route's) leaves no state: the
+    // extractors read its absence inside the audit scope as signed out (see
+    // `extractors::auth_state`), and the request's extensions are spared an insert and
+    // its allocation.
+    if !matches!(resolved, AuthState::SignedOut(SignedOutReason::NoCredentials)) {
+        req.extensions_mut().insert(resolved);
+    }
     let mut response = audit::CONTEXT.scope(context, next.call(req)).await?;
     if let Some(status) = rate {
         add_rate_headers(response.response_mut(), status);
