@@ -43,7 +43,8 @@ pub struct RequestContext {
 const MAX_USER_AGENT: usize = 512;
 
 tokio::task_local! {
-    /// The request being served (set by the guard around the handler).
+    /// The request being served (set by the guard around the handler). The auth
+    /// extractors also read its presence as the sign that the guard is installed.
     pub static CONTEXT: RequestContext;
 }
 
