@@ -481,14 +481,10 @@ async fn changing_the_password_needs_the_current_one(database: TestDb) {
 /// the request did not wait for it, and nothing was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_is_delivered_after_the_smtp_server_comes_up_late() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let late = SmtpSink::reserve();
     let vars = vec![
         ("RATE_LIMIT", "off".into()),
-        ("SMTP_URL", format!("smtp://127.0.0.1:{port}")),
+        ("SMTP_URL", format!("smtp://127.0.0.1:{}", late.port)),
         ("EMAIL_RETRY_BASE_MS", "100".into()),
         ("EMAIL_VERIFICATION", "off".into()),
     ];
@@ -523,7 +519,7 @@ async fn mail_is_delivered_after_the_smtp_server_comes_up_late() {
         (failed > 0).then_some(())
     })
     .await;
-    let smtp = SmtpSink::start_on(port).await;
+    let smtp = late.start();
     let mail = smtp.wait_for(&ada.email, 1).await;
     assert_eq!(mail.code().len(), 6);
     crate::helpers::eventually(Duration::from_secs(5), "the email marked sent", || async {

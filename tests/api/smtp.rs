@@ -89,6 +89,22 @@ fn decode_quoted_printable(body: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// A sink's port, bound but not yet listening: a connection to it is refused (the server
+/// is down), and no other socket can take the port meanwhile (a port found free and let go
+/// can be handed to any outgoing connection before the sink binds it again, as it once was
+/// in CI).
+pub struct LateSmtpSink {
+    socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl LateSmtpSink {
+    /// The server comes up.
+    pub fn start(self) -> SmtpSink {
+        SmtpSink::on(self.socket.listen(128).unwrap())
+    }
+}
+
 pub struct SmtpSink {
     pub port: u16,
     mails: Arc<Mutex<Vec<Mail>>>,
@@ -106,9 +122,12 @@ impl SmtpSink {
         Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap())
     }
 
-    /// A sink on a given port (a server that comes up late).
-    pub async fn start_on(port: u16) -> Self {
-        Self::on(TcpListener::bind(("127.0.0.1", port)).await.unwrap())
+    /// A port for a sink that comes up late ([`LateSmtpSink::start`]).
+    pub fn reserve() -> LateSmtpSink {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        LateSmtpSink { socket, port }
     }
 
     fn on(listener: TcpListener) -> Self {
