@@ -484,7 +484,7 @@ async fn mail_is_delivered_after_the_smtp_server_comes_up_late() {
     let late = SmtpSink::reserve();
     let vars = vec![
         ("RATE_LIMIT", "off".into()),
-        ("SMTP_URL", format!("smtp://127.0.0.1:{}", late.port)),
+        ("SMTP_URL", late.url()),
         ("EMAIL_RETRY_BASE_MS", "100".into()),
         ("EMAIL_VERIFICATION", "off".into()),
     ];

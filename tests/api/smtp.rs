@@ -95,10 +95,19 @@ fn decode_quoted_printable(body: &str) -> String {
 /// in CI).
 pub struct LateSmtpSink {
     socket: tokio::net::TcpSocket,
-    pub port: u16,
+    port: u16,
+}
+
+/// The `SMTP_URL` of a sink on `port`.
+fn url(port: u16) -> String {
+    format!("smtp://127.0.0.1:{port}")
 }
 
 impl LateSmtpSink {
+    pub fn url(&self) -> String {
+        url(self.port)
+    }
+
     /// The server comes up.
     pub fn start(self) -> SmtpSink {
         SmtpSink::on(self.socket.listen(128).unwrap())
@@ -146,7 +155,7 @@ impl SmtpSink {
     }
 
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        url(self.port)
     }
 
     /// Every message to `address` so far.
